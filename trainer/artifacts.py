@@ -1,0 +1,78 @@
+"""Everything a bundle serves, built in memory from one set of interactions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from usearch.index import Index
+
+from trainer.candidates import CandidateGenerator, Quotas
+from trainer.data import Catalog, Interactions
+from trainer.embeddings import EmbeddingConfig, fit_item_embeddings
+from trainer.features import item_features
+from trainer.popularity import popularity_lists
+from trainer.rows import ItemTables
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    metric: str = "ip"
+    dtype: str = "f16"
+    connectivity: int = 16
+    expansion_add: int = 128
+    expansion_search: int = 128
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Artifacts:
+    items: ItemTables
+    index: Index
+    lists: dict[str, np.ndarray]
+    as_of: float
+
+    def generator(self, quotas: Quotas | None = None) -> CandidateGenerator:
+        return CandidateGenerator(
+            self.index, self.items.emb, self.lists["trending"], self.lists["fresh"], quotas or Quotas()
+        )
+
+
+def build_index(item_emb: np.ndarray, config: IndexConfig) -> Index:
+    index = Index(
+        ndim=item_emb.shape[1],
+        metric=config.metric,
+        dtype=config.dtype,
+        connectivity=config.connectivity,
+        expansion_add=config.expansion_add,
+        expansion_search=config.expansion_search,
+    )
+    index.add(np.arange(len(item_emb), dtype=np.uint64), item_emb, threads=2)
+    return index
+
+
+def primary_genre(item_genre: np.ndarray) -> np.ndarray:
+    """u16 [n_items]: the first genre column set, or G when an item has none."""
+    has = item_genre.any(axis=1)
+    first = item_genre.argmax(axis=1)
+    return np.where(has, first, item_genre.shape[1]).astype(np.uint16)
+
+
+def build_artifacts(
+    data: Interactions,
+    catalog: Catalog,
+    item_genre: np.ndarray,
+    emb_config: EmbeddingConfig,
+    index_config: IndexConfig,
+) -> Artifacts:
+    as_of = float(data.timestamp.max())
+    emb = fit_item_embeddings(data, catalog, item_genre, emb_config)
+    dense, first_ts = item_features(
+        len(catalog), data.item, data.value, data.positive, data.timestamp, item_genre, catalog.years, as_of
+    )
+    tables = ItemTables(dense, emb, item_genre, first_ts, primary_genre(item_genre))
+    return Artifacts(
+        tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of
+    )

@@ -1,0 +1,222 @@
+"""The bundle: an immutable, versioned directory that a node serves.
+
+A bundle is written into a hidden staging directory beside its final place
+and renamed into place only once every file and the manifest are on disk, so
+that a half-written bundle never looks complete. ``LATEST`` in the bundle
+root names the newest complete version and is replaced atomically too.
+
+Files (all but ``manifest.json`` are listed in the manifest with sha256 and
+size):
+
+=========================  ==============================================
+``ranker.onnx``            the quantized student; input ``features`` f32
+                           [N, F], output ``score`` f32 [N]
+``teacher.lgb.txt``        the LightGBM teacher the student was checked on
+``index.usearch``          usearch index over ``item_emb`` (keys = rows)
+``item_ids.npy``           str [n_items], the catalog's item ids
+``item_titles.json``       list of titles, for people
+``item_dense.npy``         f32 [n_items, 5 + G], the item feature block
+``item_emb.npy``           f32 [n_items, D], unit-norm item embeddings
+``item_genre.npy``         f32 [n_items, G], genre one-hot
+``item_primary_genre.npy`` u16 [n_items], first genre (G when none)
+``item_first_ts.npy``      f64 [n_items], first interaction (-1 unknown)
+``user_ids.npy``           str [n_users], users with batch features
+``user_dense.npy``         f32 [n_users, 4 + G]
+``user_emb.npy``           f32 [n_users, D]
+``user_last_ts.npy``       f64 [n_users]
+``user_seen_indptr.npy``   i64 [n_users + 1], CSR row pointers
+``user_seen_items.npy``    u32 [nnz], seen items per user, oldest first
+``popularity.json``        {"lists": {name: [item index, ...]}}
+``golden.json``            requests with the scores the trainer recorded
+=========================  ==============================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+LATEST = "LATEST"
+
+REQUIRED_FILES = (
+    "ranker.onnx",
+    "teacher.lgb.txt",
+    "index.usearch",
+    "item_ids.npy",
+    "item_titles.json",
+    "item_dense.npy",
+    "item_emb.npy",
+    "item_genre.npy",
+    "item_primary_genre.npy",
+    "item_first_ts.npy",
+    "user_ids.npy",
+    "user_dense.npy",
+    "user_emb.npy",
+    "user_last_ts.npy",
+    "user_seen_indptr.npy",
+    "user_seen_items.npy",
+    "popularity.json",
+    "golden.json",
+)
+
+
+class BundleError(Exception):
+    """A bundle is missing, incomplete, or fails verification."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def new_version(now: dt.datetime | None = None) -> str:
+    """A sortable, unique version name: ``20261122T041500Z-1a2b3c``."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class Staging:
+    """A bundle being written. Obtain one from :func:`stage_bundle`."""
+
+    def __init__(self, path: Path, version: str):
+        self.path = path
+        self.version = version
+
+    def file(self, name: str) -> Path:
+        """The path to write a file called ``name`` to (for writers that want a path)."""
+        if "/" in name or name.startswith(".") or name == MANIFEST:
+            raise BundleError(f"bad bundle file name {name!r}")
+        return self.path / name
+
+    def save_npy(self, name: str, array: np.ndarray) -> None:
+        np.save(self.file(name), np.ascontiguousarray(array), allow_pickle=False)
+
+    def save_json(self, name: str, obj: Any) -> None:
+        self.file(name).write_text(json.dumps(obj, sort_keys=True))
+
+
+@contextmanager
+def stage_bundle(root: Path, manifest: dict[str, Any]) -> Iterator[Staging]:
+    """Write a bundle under ``root``; on success it appears as ``root/<version>``.
+
+    ``manifest`` must carry ``version``; the file table, ``format`` and
+    ``created_at`` are filled in here. If the body raises, the staging
+    directory is removed and nothing appears.
+    """
+    version = manifest["version"]
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / version
+    if final.exists():
+        raise BundleError(f"bundle {version} already exists in {root}")
+    staging = Staging(root / f".staging-{version}-{uuid.uuid4().hex[:8]}", version)
+    staging.path.mkdir()
+    try:
+        yield staging
+        files = {}
+        for p in sorted(staging.path.iterdir()):
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+            files[p.name] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+        missing = [f for f in REQUIRED_FILES if f not in files]
+        if missing:
+            raise BundleError(f"bundle {version} is missing {', '.join(missing)}")
+        full = {
+            **manifest,
+            "format": FORMAT,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": files,
+        }
+        write_atomic(staging.path / MANIFEST, json.dumps(full, indent=2, sort_keys=True).encode())
+        os.rename(staging.path, final)
+        _fsync_dir(root)
+        write_atomic(root / LATEST, (version + "\n").encode())
+    except BaseException:
+        shutil.rmtree(staging.path, ignore_errors=True)
+        raise
+
+
+def latest_version(root: Path) -> str | None:
+    """The version ``LATEST`` names, or None when the root has no bundle yet."""
+    try:
+        version = (root / LATEST).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return version if (root / version / MANIFEST).is_file() else None
+
+
+def resolve(path: Path) -> Path:
+    """A bundle directory from either a bundle directory or a bundle root."""
+    if (path / MANIFEST).is_file():
+        return path
+    version = latest_version(path)
+    if version is None:
+        raise BundleError(f"no bundle at {path} (no {MANIFEST}, no {LATEST})")
+    return path / version
+
+
+def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    except FileNotFoundError as e:
+        raise BundleError(f"{bundle_dir} has no {MANIFEST}") from e
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{bundle_dir / MANIFEST} is not valid JSON: {e}") from e
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{bundle_dir}: unsupported bundle format {manifest.get('format')!r}")
+    return manifest
+
+
+def verify_files(bundle_dir: Path, manifest: dict[str, Any]) -> None:
+    """Check every file's size and sha256, and that no file is missing or extra."""
+    listed = manifest.get("files") or {}
+    for name in REQUIRED_FILES:
+        if name not in listed:
+            raise BundleError(f"{bundle_dir}: manifest does not list {name}")
+    present = {p.name for p in bundle_dir.iterdir()} - {MANIFEST}
+    extra = present - set(listed)
+    if extra:
+        raise BundleError(f"{bundle_dir}: unexpected files {sorted(extra)}")
+    for name, meta in listed.items():
+        if "/" in name or name.startswith("."):
+            raise BundleError(f"{bundle_dir}: manifest names a file outside the bundle: {name!r}")
+        path = bundle_dir / name
+        if not path.is_file():
+            raise BundleError(f"{bundle_dir}: {name} is missing")
+        if path.stat().st_size != meta["size"]:
+            raise BundleError(f"{bundle_dir}: {name} has size {path.stat().st_size}, expected {meta['size']}")
+        if sha256_file(path) != meta["sha256"]:
+            raise BundleError(f"{bundle_dir}: {name} fails its sha256 check")

@@ -1,0 +1,218 @@
+"""From interaction data to a gated, written bundle.
+
+1. Split by the evaluation protocol; only the training part is used.
+2. Ranker data: each training user's history is cut again (the last 20%
+   are labels); embeddings, item features and lists are fit on the part
+   before, so that no training row sees its own future.
+3. Teacher (LightGBM LambdaRank), then the student distilled from it,
+   exported to ONNX and quantized. Gate: the student's NDCG@10 on the
+   validation users is within 2% of the teacher's, or no bundle is written.
+4. Serving artifacts are refit on the whole training part; batch user
+   features, golden requests, metrics and the manifest complete the bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer import bundle as bundle_io
+from trainer.artifacts import Artifacts, IndexConfig, build_artifacts
+from trainer.data import Dataset, Interactions, load_movielens
+from trainer.embeddings import EmbeddingConfig, embedding_space_id, genre_matrix, genre_vocabulary
+from trainer.evaluate import evaluate
+from trainer.features import context_vector, feature_names, schema_hash
+from trainer.metrics import grouped_ndcg
+from trainer.popularity import SURFACES
+from trainer.rows import Rows, build_rows, history_features, user_slices
+from trainer.split import Split, protocol_split, tail_split
+from trainer.student import StudentConfig, onnx_scores, session, train_student, write_quantized
+from trainer.teacher import TeacherConfig, save_teacher, teacher_scores, train_teacher
+
+log = logging.getLogger(__name__)
+
+
+class GateFailed(Exception):
+    """A validation gate refused the bundle; nothing was written."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    pool_size: int = 500
+    label_fraction: float = 0.2
+    valid_fraction: float = 0.15
+    student_gate: float = 0.02  # the student may trail the teacher's NDCG@10 by this share
+    golden_users: int = 8
+    golden_items: int = 20
+    seed: int = 0
+    embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+
+
+@dataclass
+class Trained:
+    bundle_dir: Path
+    manifest: dict[str, Any]
+
+
+def _split_users(rows: Rows, fraction: float, seed: int) -> tuple[Rows, Rows]:
+    rng = np.random.default_rng(seed)
+    valid = rng.random(len(rows.users)) < fraction
+    return rows.subset_groups(~valid), rows.subset_groups(valid)
+
+
+def _user_tables(data: Interactions, artifacts: Artifacts) -> dict[str, np.ndarray]:
+    """Batch user features as of the end of ``data``, and each user's seen items."""
+    slices = user_slices(data)
+    users = sorted(slices)
+    dense, emb, last = [], [], []
+    indptr = [0]
+    seen: list[np.ndarray] = []
+    for u in users:
+        sl = slices[u]
+        uf = history_features(data, sl, artifacts.items)
+        dense.append(uf.dense)
+        emb.append(uf.embedding)
+        last.append(uf.last_ts)
+        seen.append(data.item[sl].astype(np.uint32))
+        indptr.append(indptr[-1] + sl.stop - sl.start)
+    return {
+        "user_ids.npy": np.array([data.user_ids[u] for u in users], dtype=str),
+        "user_dense.npy": np.array(dense, dtype=np.float32),
+        "user_emb.npy": np.array(emb, dtype=np.float32),
+        "user_last_ts.npy": np.array(last, dtype=np.float64),
+        "user_seen_indptr.npy": np.array(indptr, dtype=np.int64),
+        "user_seen_items.npy": np.concatenate(seen) if seen else np.empty(0, np.uint32),
+    }
+
+
+def _golden(
+    data: Interactions, artifacts: Artifacts, sess_path: Path, item_ids: list[str], config: TrainConfig
+) -> list[dict[str, Any]]:
+    """A few requests with the scores the student gives them, for the node to check."""
+    sess = session(sess_path)
+    assembler = artifacts.items.assembler()
+    gen = artifacts.generator()
+    slices = user_slices(data)
+    users = sorted(slices)[:: max(1, len(slices) // config.golden_users)][: config.golden_users]
+    out = []
+    for u in users:
+        sl = slices[u]
+        uf = history_features(data, sl, artifacts.items)
+        now = artifacts.as_of + 3600.0
+        seen = np.unique(data.item[sl]).astype(np.uint32)
+        pool = gen.pool(uf.embedding, int(data.item[sl][-1]), seen, config.golden_items)
+        x = assembler.assemble(uf.dense, uf.embedding, uf.genre, uf.last_ts, now, context_vector(now), pool.items)
+        out.append(
+            {
+                "user_id": data.user_ids[u],
+                "now_ts": now,
+                "surface": "home",
+                "items": [item_ids[i] for i in pool.items],
+                "scores": [float(s) for s in onnx_scores(sess, x)],
+            }
+        )
+    return out
+
+
+def train(
+    dataset: Dataset,
+    bundle_root: Path,
+    config: TrainConfig | None = None,
+    *,
+    parent: str | None = None,
+    source: dict[str, Any] | None = None,
+) -> Trained:
+    config = config or TrainConfig()
+    catalog = dataset.catalog
+    split: Split = protocol_split(dataset.interactions)
+    genres = genre_vocabulary(catalog)
+    item_genre = genre_matrix(catalog, genres)
+    names = feature_names(genres)
+
+    log.info("ranker data: cutting each training user's history for labels")
+    history, labels = tail_split(split.train, config.label_fraction)
+    stage1 = build_artifacts(history, catalog, item_genre, config.embeddings, config.index)
+    rows = build_rows(history, labels, stage1.items, stage1.generator(), config.pool_size, desc="ranker rows")
+    fit_rows, valid_rows = _split_users(rows, config.valid_fraction, config.seed)
+
+    log.info("teacher: LightGBM on %d rows", len(fit_rows.y))
+    booster = train_teacher(fit_rows, valid_rows, names, config.teacher)
+    t_fit = teacher_scores(booster, fit_rows.x)
+    mlp = train_student(fit_rows, t_fit, config.student)
+
+    version = bundle_io.new_version()
+    stage2 = build_artifacts(split.train, catalog, item_genre, config.embeddings, config.index)
+    space = embedding_space_id(stage2.items.emb)
+    manifest: dict[str, Any] = {
+        "version": version,
+        "parent": parent,
+        "feature_names": names,
+        "genres": genres,
+        "embedding_dim": int(stage2.items.emb.shape[1]),
+        "feature_schema_hash": schema_hash(genres, int(stage2.items.emb.shape[1])),
+        "embedding_space_id": space,
+        "index": config.index.as_dict(),
+        "surfaces": SURFACES,
+        "counts": {"items": len(catalog), "users": len(set(split.train.user.tolist()))},
+        "cold_users": split.cold_users,
+        "source": source or {"dataset": dataset.name},
+        "training": {"config": asdict(config), "as_of": stage2.as_of},
+    }
+    with bundle_io.stage_bundle(bundle_root, manifest) as st:
+        write_quantized(mlp, len(names), st.file("ranker.onnx"))
+        student = session(st.file("ranker.onnx"))
+        nd_t = grouped_ndcg(teacher_scores(booster, valid_rows.x), valid_rows.y, valid_rows.groups, valid_rows.n_positives)
+        nd_s = grouped_ndcg(onnx_scores(student, valid_rows.x), valid_rows.y, valid_rows.groups, valid_rows.n_positives)
+        gate = {
+            "name": "student_vs_teacher_ndcg@10",
+            "teacher": float(nd_t.mean()),
+            "student": float(nd_s.mean()),
+            "max_drop": config.student_gate,
+            "users": len(valid_rows.users),
+        }
+        gate["passed"] = gate["student"] >= (1.0 - config.student_gate) * gate["teacher"]
+        log.info("gate %s", gate)
+        if not gate["passed"]:
+            raise GateFailed(
+                f"student NDCG@10 {gate['student']:.4f} trails the teacher's {gate['teacher']:.4f} "
+                f"by more than {config.student_gate:.0%}; no bundle written"
+            )
+        save_teacher(booster, st.file("teacher.lgb.txt"))
+        stage2.index.save(str(st.file("index.usearch")))
+        tables = stage2.items
+        st.save_npy("item_ids.npy", np.array(catalog.item_ids, dtype=str))
+        st.save_json("item_titles.json", catalog.titles)
+        st.save_npy("item_dense.npy", tables.dense)
+        st.save_npy("item_emb.npy", tables.emb)
+        st.save_npy("item_genre.npy", tables.genre)
+        st.save_npy("item_primary_genre.npy", tables.primary_genre)
+        st.save_npy("item_first_ts.npy", tables.first_ts)
+        for name, arr in _user_tables(split.train, stage2).items():
+            st.save_npy(name, arr)
+        st.save_json("popularity.json", {"lists": {k: v.tolist() for k, v in stage2.lists.items()}})
+        st.save_json("golden.json", _golden(split.train, stage2, st.file("ranker.onnx"), catalog.item_ids, config))
+        metrics = evaluate(
+            stage2,
+            split.train,
+            split.test_warm,
+            split.test_cold,
+            {"teacher": lambda x: teacher_scores(booster, x), "student": lambda x: onnx_scores(student, x)},
+            config.pool_size,
+        )
+        manifest["model_version"] = "student-" + bundle_io.sha256_file(st.file("ranker.onnx"))[:12]
+        manifest["gates"] = {"student": gate}
+        manifest["metrics"] = metrics
+    bundle_dir = bundle_root / version
+    return Trained(bundle_dir, bundle_io.read_manifest(bundle_dir))
+
+
+def train_movielens(bundle_root: Path, config: TrainConfig | None = None) -> Path:
+    """Train a bundle from the MovieLens copy the project carries."""
+    return train(load_movielens(), bundle_root, config, source={"preset": "movielens"}).bundle_dir
