@@ -1,0 +1,101 @@
+"""Type stub for the compiled ``hotpath._native`` module (hand-written)."""
+
+from collections.abc import Iterable
+from typing import Self, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Assembler",
+    "Blender",
+    "HotpathError",
+    "LayoutError",
+    "Reranker",
+    "ShapeError",
+    "UnknownItemError",
+    "__version__",
+]
+
+__version__: str
+
+class HotpathError(Exception):
+    """Base class of every error raised by the hot path."""
+
+class ShapeError(HotpathError, ValueError):
+    """An array has the wrong length or shape, or a value is out of its domain."""
+
+class UnknownItemError(HotpathError, IndexError):
+    """An item id is not below n_items."""
+
+class LayoutError(HotpathError, TypeError):
+    """An argument is not a C-contiguous, aligned ndarray of the expected dtype."""
+
+@final
+class Assembler:
+    """Holds the item feature table; assembles one feature row per candidate.
+
+    Row layout: ``[user_dense | item_dense[i] | emb_dot, genre_dot,
+    user_recency, item_age | context]``.
+    """
+
+    def __new__(
+        cls,
+        item_dense: npt.NDArray[np.float32],
+        item_emb: npt.NDArray[np.float32],
+        item_genre: npt.NDArray[np.float32],
+        item_first_ts: npt.NDArray[np.float64],
+    ) -> Self: ...
+    @property
+    def n_items(self) -> int: ...
+    @property
+    def item_dim(self) -> int: ...
+    @property
+    def emb_dim(self) -> int: ...
+    @property
+    def n_genres(self) -> int: ...
+    def n_features(self, user_dim: int, context_dim: int) -> int: ...
+    def assemble(
+        self,
+        user_dense: npt.NDArray[np.float32],
+        user_emb: npt.NDArray[np.float32],
+        user_genre: npt.NDArray[np.float32],
+        user_last_ts: float,
+        now_ts: float,
+        context: npt.NDArray[np.float32],
+        candidates: npt.NDArray[np.uint32],
+    ) -> npt.NDArray[np.float32]:
+        """Return a C-contiguous float32 array of shape ``(len(candidates), n_features)``."""
+
+@final
+class Blender:
+    """Merges ranked candidate sources into one deduplicated pool."""
+
+    def __new__(cls, n_items: int) -> Self: ...
+    @property
+    def n_items(self) -> int: ...
+    def blend(
+        self,
+        sources: Iterable[tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32], int]],
+        exclude: npt.NDArray[np.uint32],
+        pool_size: int,
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+        """Return ``(items, source, score)`` in take order."""
+
+@final
+class Reranker:
+    """Genre-capped ordering with seeded epsilon exploration."""
+
+    def __new__(cls, item_primary_genre: npt.NDArray[np.uint16]) -> Self: ...
+    @property
+    def n_items(self) -> int: ...
+    def rerank(
+        self,
+        candidates: npt.NDArray[np.uint32],
+        scores: npt.NDArray[np.float32],
+        n_results: int,
+        max_per_genre: int,
+        epsilon: float,
+        seed: int,
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
+        """Return ``(positions, explored)``; positions index the input arrays."""

@@ -1,0 +1,157 @@
+//! Feature assembly: one dense row per candidate,
+//! `[user_dense | item_dense[i] | cross(4) | context]`.
+
+use crate::error::{check_ids, check_len, Error, Result};
+
+/// Number of cross features between the user and the item.
+pub const N_CROSS: usize = 4;
+
+const SECONDS_PER_DAY: f64 = 86_400.0;
+
+/// A row-major `rows x cols` table.
+#[derive(Debug, Clone)]
+pub struct Matrix<T> {
+    data: Vec<T>,
+    rows: usize,
+    cols: usize,
+}
+
+impl<T> Matrix<T> {
+    pub fn new(what: &'static str, data: Vec<T>, rows: usize, cols: usize) -> Result<Self> {
+        check_len(what, rows.saturating_mul(cols), data.len())?;
+        Ok(Self { data, rows, cols })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn row(&self, i: usize) -> &[T] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+/// The per-item arrays, as handed over once per bundle.
+#[derive(Debug, Clone)]
+pub struct ItemTable {
+    pub dense: Matrix<f32>,
+    pub emb: Matrix<f32>,
+    pub genre: Matrix<f32>,
+    /// Unix seconds of the item's first appearance; negative means unknown.
+    pub first_ts: Vec<f64>,
+}
+
+/// The per-request user side of a row.
+#[derive(Debug, Clone, Copy)]
+pub struct UserFeatures<'a> {
+    pub dense: &'a [f32],
+    pub emb: &'a [f32],
+    pub genre: &'a [f32],
+    /// Unix seconds of the user's last activity; negative means unknown.
+    pub last_ts: f64,
+    pub now_ts: f64,
+    pub context: &'a [f32],
+}
+
+/// Holds the item table (owned, immutable) and assembles feature rows.
+#[derive(Debug, Clone)]
+pub struct Assembler {
+    items: ItemTable,
+}
+
+impl Assembler {
+    pub fn new(items: ItemTable) -> Result<Self> {
+        let n = items.first_ts.len();
+        check_len("item_dense rows", n, items.dense.rows())?;
+        check_len("item_emb rows", n, items.emb.rows())?;
+        check_len("item_genre rows", n, items.genre.rows())?;
+        if let Some(i) = items.first_ts.iter().position(|t| t.is_nan()) {
+            return Err(Error::InvalidValue {
+                what: "item_first_ts",
+                reason: format!("NaN at index {i} (use a negative value for unknown)"),
+            });
+        }
+        Ok(Self { items })
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.items.first_ts.len()
+    }
+
+    pub fn item_dim(&self) -> usize {
+        self.items.dense.cols()
+    }
+
+    pub fn emb_dim(&self) -> usize {
+        self.items.emb.cols()
+    }
+
+    pub fn n_genres(&self) -> usize {
+        self.items.genre.cols()
+    }
+
+    /// Width of an assembled row.
+    pub fn n_features(&self, user_dim: usize, context_dim: usize) -> usize {
+        user_dim + self.item_dim() + N_CROSS + context_dim
+    }
+
+    /// Row-major `[candidates.len(), n_features]` output.
+    pub fn assemble(&self, user: &UserFeatures<'_>, candidates: &[u32]) -> Result<Vec<f32>> {
+        check_len("user_emb", self.emb_dim(), user.emb.len())?;
+        check_len("user_genre", self.n_genres(), user.genre.len())?;
+        if !user.now_ts.is_finite() {
+            return Err(Error::InvalidValue {
+                what: "now_ts",
+                reason: format!("must be finite, got {}", user.now_ts),
+            });
+        }
+        if user.last_ts.is_nan() {
+            return Err(Error::InvalidValue {
+                what: "user_last_ts",
+                reason: "NaN (use a negative value for unknown)".into(),
+            });
+        }
+        check_ids("candidates", candidates, self.n_items())?;
+
+        let (u, i_dim, c) = (user.dense.len(), self.item_dim(), user.context.len());
+        let width = self.n_features(u, c);
+        let recency = days_since(user.now_ts, user.last_ts);
+        let mut out = vec![0.0f32; candidates.len() * width];
+        for (row, &id) in out.chunks_exact_mut(width).zip(candidates) {
+            let i = id as usize;
+            let (user_part, rest) = row.split_at_mut(u);
+            let (item_part, rest) = rest.split_at_mut(i_dim);
+            let (cross, context) = rest.split_at_mut(N_CROSS);
+            user_part.copy_from_slice(user.dense);
+            item_part.copy_from_slice(self.items.dense.row(i));
+            cross[0] = dot(user.emb, self.items.emb.row(i));
+            cross[1] = dot(user.genre, self.items.genre.row(i));
+            cross[2] = recency;
+            cross[3] = days_since(user.now_ts, self.items.first_ts[i]);
+            context.copy_from_slice(user.context);
+        }
+        Ok(out)
+    }
+}
+
+/// `ln(1 + max(0, now - ts) / 1 day)` in f64, or -1 when `ts` is unknown (< 0).
+fn days_since(now: f64, ts: f64) -> f32 {
+    if ts < 0.0 {
+        -1.0
+    } else {
+        ((now - ts).max(0.0) / SECONDS_PER_DAY).ln_1p() as f32
+    }
+}
+
+/// f32 accumulation in index order (the documented, reproducible order).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0f32, |acc, (x, y)| acc + x * y)
+}
+
+#[cfg(test)]
+#[path = "assemble_tests.rs"]
+mod tests;

@@ -1,0 +1,181 @@
+use super::*;
+
+const DAY: f64 = 86_400.0;
+
+/// 3 items, I = 2, D = 3, G = 2.
+fn assembler() -> Assembler {
+    Assembler::new(ItemTable {
+        dense: Matrix::new("d", vec![1., 2., 3., 4., 5., 6.], 3, 2).unwrap(),
+        emb: Matrix::new("e", vec![1., 0., 0., 0., 1., 0., 1., 2., 3.], 3, 3).unwrap(),
+        genre: Matrix::new("g", vec![1., 0., 0., 1., 0.5, 0.5], 3, 2).unwrap(),
+        first_ts: vec![0.0, -1.0, 10.0 * DAY],
+    })
+    .unwrap()
+}
+
+fn user<'a>(emb: &'a [f32], genre: &'a [f32]) -> UserFeatures<'a> {
+    UserFeatures {
+        dense: &[7.0, 8.0],
+        emb,
+        genre,
+        last_ts: 9.0 * DAY,
+        now_ts: 10.0 * DAY,
+        context: &[9.0],
+    }
+}
+
+#[test]
+fn properties() {
+    let a = assembler();
+    assert_eq!(
+        (a.n_items(), a.item_dim(), a.emb_dim(), a.n_genres()),
+        (3, 2, 3, 2)
+    );
+    assert_eq!(a.n_features(2, 1), 2 + 2 + 4 + 1);
+}
+
+#[test]
+fn row_layout_and_cross_features() {
+    let a = assembler();
+    let out = a
+        .assemble(&user(&[1., 2., 3.], &[2., 4.]), &[2, 0])
+        .unwrap();
+    let ln2 = 2f64.ln() as f32;
+    let age0 = 11f64.ln() as f32; // 10 days since ts = 0
+    #[rustfmt::skip]
+    let want = [
+        7., 8., 5., 6., 14., 3., ln2, 0., 9.,
+        7., 8., 1., 2., 1., 2., ln2, age0, 9.,
+    ];
+    assert_eq!(out, want);
+}
+
+#[test]
+fn unknown_timestamps_give_minus_one_and_future_gives_zero() {
+    let a = assembler();
+    let mut u = user(&[0.; 3], &[0.; 2]);
+    u.last_ts = -5.0;
+    let out = a.assemble(&u, &[1]).unwrap();
+    assert_eq!(&out[4..8], &[0., 0., -1., -1.]);
+    u.last_ts = 20.0 * DAY; // in the future: clamped to 0 days
+    assert_eq!(a.assemble(&u, &[1]).unwrap()[6], 0.0);
+}
+
+#[test]
+fn dot_accumulates_in_index_order_in_f32() {
+    let a = [1.0e8f32, 1.0, -1.0e8];
+    let b = [1.0f32; 3];
+    // (1e8 + 1) rounds to 1e8 in f32, then - 1e8 = 0; pairwise would differ.
+    assert_eq!(dot(&a, &b), 0.0);
+}
+
+#[test]
+fn empty_candidates_is_valid() {
+    assert!(assembler()
+        .assemble(&user(&[0.; 3], &[0.; 2]), &[])
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn rejects_wrong_user_lengths() {
+    let a = assembler();
+    let err = a.assemble(&user(&[0.; 2], &[0.; 2]), &[0]).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Length {
+            what: "user_emb",
+            expected: 3,
+            got: 2
+        }
+    ));
+    let err = a.assemble(&user(&[0.; 3], &[0.; 3]), &[0]).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Length {
+            what: "user_genre",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn rejects_unknown_candidate() {
+    let err = assembler()
+        .assemble(&user(&[0.; 3], &[0.; 2]), &[0, 3])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::UnknownItem {
+            what: "candidates",
+            index: 1,
+            id: 3,
+            n_items: 3
+        }
+    );
+}
+
+#[test]
+fn rejects_bad_times() {
+    let a = assembler();
+    for now in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut u = user(&[0.; 3], &[0.; 2]);
+        u.now_ts = now;
+        let err = a.assemble(&u, &[0]).unwrap_err();
+        assert!(matches!(err, Error::InvalidValue { what: "now_ts", .. }));
+    }
+    let mut u = user(&[0.; 3], &[0.; 2]);
+    u.last_ts = f64::NAN;
+    let err = a.assemble(&u, &[0]).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidValue {
+            what: "user_last_ts",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn rejects_bad_tables() {
+    let table = |rows_e: usize, ts: Vec<f64>| ItemTable {
+        dense: Matrix::new("d", vec![0.; 4], 2, 2).unwrap(),
+        emb: Matrix::new("e", vec![0.; rows_e], rows_e, 1).unwrap(),
+        genre: Matrix::new("g", vec![0.; 2], 2, 1).unwrap(),
+        first_ts: ts,
+    };
+    let err = Assembler::new(table(3, vec![0.; 2])).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Length {
+            what: "item_emb rows",
+            expected: 2,
+            got: 3
+        }
+    ));
+    let err = Assembler::new(table(2, vec![0.; 3])).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Length {
+            what: "item_dense rows",
+            ..
+        }
+    ));
+    let err = Assembler::new(table(2, vec![0., f64::NAN])).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidValue {
+            what: "item_first_ts",
+            ..
+        }
+    ));
+    let err = Matrix::new("m", vec![0.0f32; 5], 2, 3).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Length {
+            what: "m",
+            expected: 6,
+            got: 5
+        }
+    ));
+}

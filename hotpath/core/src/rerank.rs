@@ -1,0 +1,145 @@
+//! Re-ranking: sort by score, cap items per primary genre, then swap in
+//! random leftovers with probability `epsilon` per slot (seeded, reproducible).
+
+use std::cmp::Ordering;
+
+use crate::error::{check_ids, check_len, non_negative, Error, Result};
+use crate::rng::SplitMix64;
+
+/// The chosen positions (into the input arrays) and which slots were explored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reranked {
+    pub positions: Vec<u32>,
+    pub explored: Vec<bool>,
+}
+
+/// Holds each item's primary genre (owned, immutable).
+#[derive(Debug, Clone)]
+pub struct Reranker {
+    primary_genre: Vec<u16>,
+    /// `max(primary_genre) + 1`: the size of the per-call genre counter.
+    genre_slots: usize,
+}
+
+impl Reranker {
+    pub fn new(primary_genre: Vec<u16>) -> Self {
+        let genre_slots = primary_genre
+            .iter()
+            .max()
+            .map_or(0, |&g| usize::from(g) + 1);
+        Self {
+            primary_genre,
+            genre_slots,
+        }
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.primary_genre.len()
+    }
+
+    pub fn rerank(
+        &self,
+        candidates: &[u32],
+        scores: &[f32],
+        n_results: i64,
+        max_per_genre: i64,
+        epsilon: f64,
+        seed: u64,
+    ) -> Result<Reranked> {
+        check_len("scores", candidates.len(), scores.len())?;
+        check_ids("candidates", candidates, self.n_items())?;
+        let n_results = non_negative("n_results", n_results)?;
+        if !(0.0..=1.0).contains(&epsilon) {
+            return Err(Error::InvalidValue {
+                what: "epsilon",
+                reason: format!("must be in [0, 1], got {epsilon}"),
+            });
+        }
+        if u32::try_from(candidates.len()).is_err() {
+            return Err(Error::InvalidValue {
+                what: "candidates",
+                reason: "more than 2**32 - 1 candidates".into(),
+            });
+        }
+        let k = n_results.min(candidates.len());
+        let order = score_order(scores);
+        let mut positions = self.diversify(&order, candidates, k, max_per_genre);
+        let explored = explore(&mut positions, &order, epsilon, seed);
+        Ok(Reranked {
+            positions,
+            explored,
+        })
+    }
+
+    /// Greedy walk of `order` under the per-genre cap, then the skipped ones.
+    fn diversify(&self, order: &[u32], candidates: &[u32], k: usize, cap: i64) -> Vec<u32> {
+        let mut out = Vec::with_capacity(k);
+        let mut skipped = Vec::new();
+        let mut count = vec![0i64; if cap > 0 { self.genre_slots } else { 0 }];
+        for &p in order {
+            if out.len() == k {
+                break;
+            }
+            if cap <= 0 {
+                out.push(p);
+                continue;
+            }
+            let g = usize::from(self.primary_genre[candidates[p as usize] as usize]);
+            if count[g] < cap {
+                count[g] += 1;
+                out.push(p);
+            } else {
+                skipped.push(p);
+            }
+        }
+        let missing = k - out.len();
+        out.extend(skipped.into_iter().take(missing));
+        out
+    }
+}
+
+/// Positions by score descending, ties by smaller position, NaN last.
+fn score_order(scores: &[f32]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (sa, sb) = (scores[a as usize], scores[b as usize]);
+        let by_score = match (sa.is_nan(), sb.is_nan()) {
+            (false, false) => sb.partial_cmp(&sa).unwrap_or(Ordering::Equal),
+            (nan_a, nan_b) => nan_a.cmp(&nan_b),
+        };
+        by_score.then(a.cmp(&b))
+    });
+    order
+}
+
+/// Per slot: one uniform draw; below `epsilon` (and leftovers exist), a second
+/// draw picks a leftover to swap with the slot's position.
+fn explore(slots: &mut [u32], order: &[u32], epsilon: f64, seed: u64) -> Vec<bool> {
+    let mut explored = vec![false; slots.len()];
+    if epsilon <= 0.0 {
+        // No draw can be below 0, and the draws are not observable.
+        return explored;
+    }
+    let mut in_output = vec![false; order.len()];
+    for &p in slots.iter() {
+        in_output[p as usize] = true;
+    }
+    let mut rest: Vec<u32> = order
+        .iter()
+        .copied()
+        .filter(|&p| !in_output[p as usize])
+        .collect();
+    let mut rng = SplitMix64::new(seed);
+    for (slot, flag) in slots.iter_mut().zip(explored.iter_mut()) {
+        if rng.next_f64() < epsilon && !rest.is_empty() {
+            let j = (rng.next_u64() % rest.len() as u64) as usize;
+            std::mem::swap(slot, &mut rest[j]);
+            *flag = true;
+        }
+    }
+    explored
+}
+
+#[cfg(test)]
+#[path = "rerank_tests.rs"]
+mod tests;

@@ -1,0 +1,26 @@
+//! `hotpath._native`: argument conversion, error mapping and GIL release over
+//! `edgerank-core`. Import it through the `hotpath` package, not directly.
+
+mod arrays;
+mod assembler;
+mod blender;
+mod detach;
+mod errors;
+mod reranker;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<assembler::Assembler>()?;
+    m.add_class::<blender::Blender>()?;
+    m.add_class::<reranker::Reranker>()?;
+    let exc = errors::exceptions(py)?;
+    m.add("HotpathError", exc.hotpath.bind(py))?;
+    m.add("ShapeError", exc.shape.bind(py))?;
+    m.add("UnknownItemError", exc.unknown_item.bind(py))?;
+    m.add("LayoutError", exc.layout.bind(py))?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+"""hotpath/_native.pyi is hand-written: check it against the compiled module."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import hotpath
+from hotpath import _native
+
+STUB = ast.parse((Path(hotpath.__file__).parent / "_native.pyi").read_text())
+CLASSES = {node.name: node for node in STUB.body if isinstance(node, ast.ClassDef)}
+
+
+def public(names: list[str]) -> set[str]:
+    return {n for n in names if not n.startswith("_")}
+
+
+def params(fn: ast.FunctionDef) -> list[str]:
+    return [a.arg for a in fn.args.args if a.arg not in ("self", "cls")]
+
+
+def test_module_names_match() -> None:
+    stubbed = set(CLASSES) | {
+        t.target.id
+        for t in STUB.body
+        if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)
+    }
+    assert stubbed == public(dir(_native)) | {"__version__"}
+    assert set(hotpath.__all__) == stubbed
+
+
+@pytest.mark.parametrize("name", ["Assembler", "Blender", "Reranker"])
+def test_class_signatures_match(name: str) -> None:
+    runtime = getattr(_native, name)
+    defs = {f.name: f for f in CLASSES[name].body if isinstance(f, ast.FunctionDef)}
+    assert public(list(defs)) == public(dir(runtime))
+    assert params(defs["__new__"]) == list(inspect.signature(runtime).parameters)
+    for attr, fn in defs.items():
+        member = getattr(runtime, attr)
+        if attr.startswith("_"):
+            continue
+        if isinstance(member, property) or inspect.isdatadescriptor(member):
+            assert any(
+                isinstance(d, ast.Name) and d.id == "property"
+                for d in fn.decorator_list
+            )
+        else:
+            runtime_params = [
+                p for p in inspect.signature(member).parameters if p != "self"
+            ]
+            assert params(fn) == runtime_params, attr
+
+
+def test_exception_bases_match() -> None:
+    for name in ("HotpathError", "ShapeError", "UnknownItemError", "LayoutError"):
+        bases = [b.id for b in CLASSES[name].bases if isinstance(b, ast.Name)]
+        assert [b.__name__ for b in getattr(_native, name).__bases__] == bases
