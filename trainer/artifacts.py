@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from usearch.index import Index
@@ -49,7 +52,9 @@ def build_index(item_emb: np.ndarray, config: IndexConfig) -> Index:
         expansion_add=config.expansion_add,
         expansion_search=config.expansion_search,
     )
-    index.add(np.arange(len(item_emb), dtype=np.uint64), item_emb, threads=2)
+    # One thread keeps the graph, and so the candidates, reproducible; large catalogs use both cores.
+    threads = 1 if len(item_emb) <= 200_000 else 2
+    index.add(np.arange(len(item_emb), dtype=np.uint64), item_emb, threads=threads)
     return index
 
 
@@ -75,4 +80,28 @@ def build_artifacts(
     tables = ItemTables(dense, emb, item_genre, first_ts, primary_genre(item_genre))
     return Artifacts(
         tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of
+    )
+
+
+def load_artifacts(bundle_dir: Path, manifest: dict[str, Any]) -> Artifacts:
+    """The serving artifacts of a written bundle (for evaluation and tools)."""
+
+    def npy(name: str) -> np.ndarray:
+        return np.load(bundle_dir / name, allow_pickle=False)
+
+    tables = ItemTables(
+        npy("item_dense.npy"),
+        npy("item_emb.npy"),
+        npy("item_genre.npy"),
+        npy("item_first_ts.npy"),
+        npy("item_primary_genre.npy"),
+    )
+    index = Index.restore(str(bundle_dir / "index.usearch"))
+    index.expansion_search = int(manifest["index"]["expansion_search"])
+    lists = json.loads((bundle_dir / "popularity.json").read_text())["lists"]
+    return Artifacts(
+        tables,
+        index,
+        {k: np.asarray(v, dtype=np.uint32) for k, v in lists.items()},
+        float(manifest["training"]["as_of"]),
     )

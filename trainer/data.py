@@ -25,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.errors import DataError
+
 MOVIELENS_SMALL = Path(__file__).parent / "data" / "movielens-small"
 NO_GENRES = {"", "(no genres listed)"}
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
-
-
-class DataError(ValueError):
-    """Input data is missing, malformed or inconsistent."""
 
 
 @dataclass

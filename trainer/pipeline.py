@@ -25,26 +25,23 @@ from trainer.artifacts import Artifacts, IndexConfig, build_artifacts
 from trainer.data import Dataset, Interactions, load_movielens
 from trainer.embeddings import EmbeddingConfig, embedding_space_id, genre_matrix, genre_vocabulary
 from trainer.evaluate import evaluate
+from trainer.errors import GateFailed
 from trainer.features import context_vector, feature_names, schema_hash
 from trainer.metrics import grouped_ndcg
 from trainer.popularity import SURFACES
 from trainer.rows import Rows, build_rows, history_features, user_slices
 from trainer.split import Split, protocol_split, tail_split
-from trainer.student import StudentConfig, onnx_scores, session, train_student, write_quantized
+from trainer.student import Mlp, StudentConfig, onnx_scores, session, train_student, write_quantized
 from trainer.teacher import TeacherConfig, save_teacher, teacher_scores, train_teacher
 
 log = logging.getLogger(__name__)
-
-
-class GateFailed(Exception):
-    """A validation gate refused the bundle; nothing was written."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     pool_size: int = 500
     label_fraction: float = 0.2
-    valid_fraction: float = 0.15
+    valid_fraction: float = 0.2
     student_gate: float = 0.02  # the student may trail the teacher's NDCG@10 by this share
     golden_users: int = 8
     golden_items: int = 20
@@ -145,7 +142,11 @@ def train(
     log.info("teacher: LightGBM on %d rows", len(fit_rows.y))
     booster = train_teacher(fit_rows, valid_rows, names, config.teacher)
     t_fit = teacher_scores(booster, fit_rows.x)
-    mlp = train_student(fit_rows, t_fit, config.student)
+    def student_quality(candidate: Mlp) -> float:
+        scores = candidate.forward(valid_rows.x)
+        return float(grouped_ndcg(scores, valid_rows.y, valid_rows.groups, valid_rows.n_positives).mean())
+
+    mlp = train_student(fit_rows, t_fit, config.student, student_quality)
 
     version = bundle_io.new_version()
     stage2 = build_artifacts(split.train, catalog, item_genre, config.embeddings, config.index)

@@ -1,16 +1,18 @@
 """The student: a small network distilled from the teacher, exported to ONNX, quantized.
 
-A 3-layer perceptron (F-64-32-1, ReLU) learns the teacher's ordering within
+A 3-layer perceptron (F-64-32-1, ReLU) on standardised inputs learns the teacher's ordering within
 each candidate pool with a ListNet loss (cross-entropy between the softmax
 of the teacher's and the student's scores per user), trained with Adam in
-NumPy. The input standardisation is folded into the first layer, the
-network is written with ``onnx.helper`` and its weights are quantized to
-int8 by onnxruntime's dynamic quantization.
+NumPy. The network is written with ``onnx.helper`` (the standardisation
+stays a float32 Sub and Mul ahead of the first layer, so that the weights
+keep a narrow range) and its weights are quantized to int8, per channel, by
+onnxruntime's dynamic quantization.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ IR_VERSION = 9
 class StudentConfig:
     hidden: tuple[int, int] = (64, 32)
     epochs: int = 40
+    min_steps: int = 3000  # small data gets more epochs
     groups_per_batch: int = 16
     learning_rate: float = 2e-3
     temperature: float = 1.0
@@ -41,11 +44,13 @@ class StudentConfig:
 
 @dataclass
 class Mlp:
+    mean: np.ndarray  # input standardisation, kept in float32 ahead of the first layer
+    scale: np.ndarray  # 1 / std
     weights: list[np.ndarray]
     biases: list[np.ndarray]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        h = x
+        h = (x - self.mean) * self.scale
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = h @ w + b
             if i < len(self.weights) - 1:
@@ -70,8 +75,25 @@ def _softmax(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def train_student(rows: Rows, teacher: np.ndarray, config: StudentConfig) -> Mlp:
-    """Distil ``teacher`` scores (one per row) into an MLP on standardised inputs."""
+def _snapshot(ws: list[np.ndarray], bs: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> Mlp:
+    return Mlp(
+        mean.astype(np.float32),
+        (1.0 / std).astype(np.float32),
+        [w.copy() for w in ws],
+        [b.copy() for b in bs],
+    )
+
+
+def train_student(
+    rows: Rows,
+    teacher: np.ndarray,
+    config: StudentConfig,
+    validate: Callable[[Mlp], float] | None = None,
+) -> Mlp:
+    """Distil ``teacher`` scores (one per row) into an MLP on standardised inputs.
+
+    With ``validate`` (higher is better), the weights of the best epoch are kept.
+    """
     rng = np.random.default_rng(config.seed)
     mean = rows.x.mean(axis=0)
     std = rows.x.std(axis=0)
@@ -91,9 +113,12 @@ def train_student(rows: Rows, teacher: np.ndarray, config: StudentConfig) -> Mlp
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     step = 0
+    best, best_quality = _snapshot(ws, bs, mean, std), -np.inf
     b1, b2, eps = 0.9, 0.999, 1e-8
     n_groups = xs.shape[0]
-    for _ in trange(config.epochs, desc="student", unit="epoch", leave=False):
+    per_epoch = -(-n_groups // config.groups_per_batch)
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
+    for _ in trange(epochs, desc="student", unit="epoch", leave=False):
         for start in range(0, n_groups, config.groups_per_batch):
             idx = np.arange(start, min(start + config.groups_per_batch, n_groups))
             x, tgt, mk = xs[idx], target[idx], mask[idx]
@@ -126,16 +151,23 @@ def train_student(rows: Rows, teacher: np.ndarray, config: StudentConfig) -> Mlp
                 params[j] -= (config.learning_rate * mh / (np.sqrt(vh) + eps)).astype(np.float32)
         order = rng.permutation(n_groups)
         xs, target, mask = xs[order], target[order], mask[order]
-    ws, bs = params[: len(ws)], params[len(ws) :]
-    # Fold the standardisation into the first layer: ((x - mean) / std) @ W = x @ W' + c.
-    w0 = ws[0] / std[:, None]
-    b0 = bs[0] - (mean / std) @ ws[0]
-    return Mlp([w0.astype(np.float32), *ws[1:]], [b0.astype(np.float32), *bs[1:]])
+        current = _snapshot(params[: len(ws)], params[len(ws) :], mean, std)
+        if validate is None:
+            best = current
+            continue
+        quality = validate(current)
+        if quality > best_quality:
+            best, best_quality = current, quality
+    return best
 
 
 def to_onnx(mlp: Mlp, n_features: int) -> onnx.ModelProto:
-    nodes, inits = [], []
-    prev = INPUT
+    nodes = [
+        helper.make_node("Sub", [INPUT, "mean"], ["centred"]),
+        helper.make_node("Mul", ["centred", "scale"], ["standard"]),
+    ]
+    inits = [numpy_helper.from_array(mlp.mean, "mean"), numpy_helper.from_array(mlp.scale, "scale")]
+    prev = "standard"
     for i, (w, b) in enumerate(zip(mlp.weights, mlp.biases, strict=True)):
         inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"B{i}")]
         nodes.append(helper.make_node("MatMul", [prev, f"W{i}"], [f"mm{i}"]))
@@ -165,7 +197,8 @@ def write_quantized(mlp: Mlp, n_features: int, path: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         onnx.save(to_onnx(mlp, n_features), fp32)
-        quantize_dynamic(fp32, path, weight_type=QuantType.QInt8)
+        # Per-channel scales: one outlier column must not flatten the others.
+        quantize_dynamic(fp32, path, weight_type=QuantType.QInt8, per_channel=True)
 
 
 def session(path: Path) -> ort.InferenceSession:

@@ -62,11 +62,21 @@ fn unknown_timestamps_give_minus_one_and_future_gives_zero() {
 }
 
 #[test]
-fn dot_accumulates_in_index_order_in_f32() {
-    let a = [1.0e8f32, 1.0, -1.0e8];
-    let b = [1.0f32; 3];
-    // (1e8 + 1) rounds to 1e8 in f32, then - 1e8 = 0; pairwise would differ.
-    assert_eq!(dot(&a, &b), 0.0);
+fn dot_sums_eight_lanes_then_pairs() {
+    // Lane k holds the terms k, k + 8, ...; lanes are summed (0+4, 1+5, ...)
+    // and then pairwise: the fixed order the doc of `dot` states.
+    let mut a = [0.0f32; 19];
+    a[0] = 1.0e8;
+    a[8] = 1.0; // same lane as a[0]: 1e8 + 1 rounds back to 1e8 in f32
+    a[4] = -1.0e8; // cancels lane 0 when lanes 0 and 4 are paired
+    a[18] = 2.0; // in the tail, lane 2
+    let b = [1.0f32; 19];
+    assert_eq!(dot(&a, &b), 2.0);
+    let exact: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    assert_eq!(exact, 3.0); // a serial sum cancels first, then adds 1 and 2
+    let c: Vec<f32> = (0..64).map(|k| k as f32 * 0.5).collect();
+    let serial: f32 = c.iter().map(|x| x * 2.0).sum();
+    assert_eq!(dot(&c, &[2.0; 64]), serial);
 }
 
 #[test]

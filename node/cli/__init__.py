@@ -1,0 +1,63 @@
+"""``edgerank``: one command line for the node and the trainer.
+
+Each command lives in its own module exposing ``register(subparsers)``; the
+module's parser sets ``func`` to a callable taking the parsed args and
+returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from node.cli import bench, demo, query, serve
+from node.errors import EdgerankError
+from node.settings import SettingsError
+from trainer.bundle import BundleError
+from trainer.errors import DataError, GateFailed
+from trainer.cli import eval as trainer_eval
+from trainer.cli import train as trainer_train
+
+COMMANDS = (serve, query, demo, trainer_train, trainer_eval, bench)
+
+EXIT_ERROR = 2
+EXIT_BUG = 1
+EXPECTED_ERRORS = (EdgerankError, BundleError, SettingsError, DataError, GateFailed, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgerank",
+        description="Real-time recommendation serving for edge regions.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks instead of one-line errors",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except EXPECTED_ERRORS as e:
+        if args.debug:
+            raise
+        print(f"edgerank: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"edgerank: error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG

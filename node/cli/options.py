@@ -1,0 +1,38 @@
+"""Command-line flags that map onto Settings fields."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# (flag, settings field, help)
+NODE_FLAGS = (
+    (
+        "--bundle-dir",
+        "bundle_dir",
+        "bundle root (with LATEST) or one bundle directory [EDGERANK_BUNDLE_DIR]",
+    ),
+    ("--host", "host", "address to bind [EDGERANK_HOST]"),
+    ("--port", "port", "port to bind, 0 for a free one [EDGERANK_PORT]"),
+    ("--workers", "workers", "gRPC worker threads [EDGERANK_WORKERS]"),
+    ("--budget-ms", "budget_ms", "latency budget per request, ms [EDGERANK_BUDGET_MS]"),
+    (
+        "--max-per-genre",
+        "max_per_genre",
+        "re-ranking cap per primary genre [EDGERANK_MAX_PER_GENRE]",
+    ),
+    ("--epsilon", "epsilon", "exploration rate in [0, 1] [EDGERANK_EPSILON]"),
+    ("--region", "region", "this node's region [EDGERANK_REGION]"),
+    ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR [EDGERANK_LOG_LEVEL]"),
+)
+
+
+def add_node_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Flags are kept as strings; Settings.load parses them and names the flag on error."""
+    for flag, name, help_text in NODE_FLAGS:
+        if only is None or name in only:
+            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for _, name, _ in NODE_FLAGS if getattr(args, name, None) is not None}

@@ -1,0 +1,49 @@
+"""Where the pipeline gets a user's features.
+
+A :class:`FeatureStore` is made per bundle (``factory(bundle)``): the values
+it returns must match that bundle's feature schema and embedding space. The
+embedded store serves the bundle's own batch user features. An online store
+(Redis, a later issue) will implement the same protocol and check each value's
+schema hash against ``bundle.manifest["feature_schema_hash"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from node.bundle import LoadedBundle
+from node.types import UserState
+from trainer import features as feature_defs
+
+
+class FeatureStore(Protocol):
+    def get(self, user_id: str) -> UserState | None:
+        """The user's state, or None for a user the store does not know. May raise."""
+        ...
+
+
+FeatureStoreFactory = Callable[[LoadedBundle], FeatureStore]
+
+
+class EmbeddedFeatureStore:
+    """The bundle's batch user features (``user_*.npy``); never stale relative to the bundle."""
+
+    def __init__(self, bundle: LoadedBundle):
+        self._bundle = bundle
+        self._genre_start = len(feature_defs.USER_SCALARS)
+
+    def get(self, user_id: str) -> UserState | None:
+        b = self._bundle
+        row = b.user_index.get(user_id)
+        if row is None:
+            return None
+        dense = b.user_dense[row]
+        start, end = int(b.user_seen_indptr[row]), int(b.user_seen_indptr[row + 1])
+        return UserState(
+            dense=dense,
+            embedding=b.user_emb[row],
+            genre=dense[self._genre_start :],
+            last_ts=float(b.user_last_ts[row]),
+            seen=b.user_seen_items[start:end],
+        )

@@ -1,0 +1,58 @@
+"""One interceptor that maps the node's domain errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from node.errors import DeadlineExceeded, InvalidArgument, NotReady
+
+log = logging.getLogger(__name__)
+
+SERVICE_PREFIX = "/edgerank."
+_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotReady, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+)
+
+
+def status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a client sees for ``error``."""
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code, str(error)
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Wraps the unary handlers of edgerank services; other services pass through."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
+            return handler
+        behavior = handler.unary_unary
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return behavior(request, context)
+            except Exception as error:
+                code, message = status_for(error)
+                if code == grpc.StatusCode.INTERNAL:
+                    log.error("%s failed", method, exc_info=error)
+                context.abort(code, message)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

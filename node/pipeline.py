@@ -1,0 +1,332 @@
+"""The transport-free ranking pipeline and its degradation ladder.
+
+Stages (each timed): features -> retrieve -> blend -> assemble -> score ->
+rerank. Arrays flow between stages; Python builds per-item objects only for
+the final top n. When a stage fails the request moves down the ladder:
+
+* feature store raises  -> the bundle's batch features (STALE_FEATURES)
+* user unknown          -> the surface's popularity list (POPULARITY)
+* retrieval raises      -> the surface's popularity list (POPULARITY)
+* assembly/score raises -> candidates in blend order (RETRIEVAL_ORDER)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from node.bundle import LoadedBundle, rank_scores
+from node.bundle_holder import BundleHolder
+from node.feature_store import EmbeddedFeatureStore, FeatureStore, FeatureStoreFactory
+from node.settings import Settings
+from node.types import (
+    FeatureSnapshot,
+    RankedItem,
+    RankQuery,
+    RankResult,
+    ServedBy,
+    Source,
+    UserState,
+)
+from trainer import features as feature_defs
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_ARM = "champion"
+# Candidate sources in blend priority order; the blender reports indices into this.
+SOURCES = (Source.ANN, Source.SESSION, Source.TRENDING, Source.FRESH)
+_SOURCE_CODES = np.array([int(s) for s in SOURCES], dtype=np.uint8)
+_EMPTY_U32 = np.empty(0, np.uint32)
+_EMPTY_F32 = np.empty(0, np.float32)
+_STORES_KEPT = 4
+
+
+class StageTimer:
+    """Wall time per stage, in ms, in the order the stages ran."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[stage] = self.stages.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
+
+    def total_ms(self) -> float:
+        return (time.perf_counter() - self.start) * 1e3
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    items: np.ndarray  # u32 item indices, blend order
+    sources: np.ndarray  # u8 Source codes
+    scores: np.ndarray  # f32 retrieval scores
+
+
+def request_seed(key: str, now_ts: float) -> int:
+    """A stable exploration seed for (request or user, time)."""
+    digest = hashlib.blake2b(f"{key}|{now_ts:.3f}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+class RankingPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        holder: BundleHolder,
+        feature_store_factory: FeatureStoreFactory = EmbeddedFeatureStore,
+    ):
+        self.settings = settings
+        self.holder = holder
+        self._factory = feature_store_factory
+        self._stores: dict[int, tuple[LoadedBundle, FeatureStore, FeatureStore]] = {}
+        self._stores_lock = threading.Lock()
+
+    # -- feature stores, one pair (online, batch) per bundle ----------------------
+    def prepare(self, bundle: LoadedBundle) -> None:
+        """Create the bundle's feature stores (before it is swapped in)."""
+        self._stores_for(bundle)
+
+    def _stores_for(self, bundle: LoadedBundle) -> tuple[FeatureStore, FeatureStore]:
+        entry = self._stores.get(id(bundle))
+        if entry is None or entry[0] is not bundle:
+            with self._stores_lock:
+                entry = self._stores.get(id(bundle))
+                if entry is None or entry[0] is not bundle:
+                    entry = (
+                        bundle,
+                        self._factory(bundle),
+                        EmbeddedFeatureStore(bundle),
+                    )
+                    self._stores[id(bundle)] = entry
+                    while len(self._stores) > _STORES_KEPT:
+                        del self._stores[next(iter(self._stores))]
+        return entry[1], entry[2]
+
+    # -- the request path --------------------------------------------------------
+    def rank(self, query: RankQuery, bundle: LoadedBundle | None = None) -> RankResult:
+        """Rank for ``query`` from one bundle (the holder's current one by default)."""
+        bundle = bundle if bundle is not None else self.holder.snapshot()
+        timer = StageTimer()
+        now = query.now_ts if query.now_ts is not None else time.time()
+        exclude = self._exclude_indices(bundle, query.exclude_item_ids)
+
+        served_by = ServedBy.FULL
+        with timer("features"):
+            online, batch = self._stores_for(bundle)
+            try:
+                user = online.get(query.user_id)
+            except Exception:
+                log.warning(
+                    "feature store failed for user %r; using batch features",
+                    query.user_id,
+                    exc_info=True,
+                )
+                served_by = ServedBy.STALE_FEATURES
+                user = batch.get(query.user_id)
+        if user is None:
+            return self._popularity(bundle, query, exclude, timer, None)
+
+        try:
+            with timer("retrieve"):
+                sources = self._retrieve(bundle, user, query.pool_size, len(exclude))
+        except Exception:
+            log.warning("retrieval failed; serving popularity", exc_info=True)
+            return self._popularity(bundle, query, exclude, timer, user)
+
+        with timer("blend"):
+            cand = self._blend(bundle, sources, user, exclude, query.pool_size)
+        if len(cand.items) == 0:
+            return self._popularity(bundle, query, exclude, timer, user)
+
+        matrix: np.ndarray | None = None
+        try:
+            with timer("assemble"):
+                context = feature_defs.context_vector(now)
+                matrix = bundle.assembler.assemble(
+                    user.dense,
+                    user.embedding,
+                    user.genre,
+                    user.last_ts,
+                    now,
+                    context,
+                    cand.items,
+                )
+            with timer("score"):
+                scores = bundle.score(matrix)
+                if scores.shape != cand.items.shape:
+                    raise ValueError(f"ranker returned {scores.shape} scores for {cand.items.shape} candidates")
+        except Exception:
+            log.warning("scoring failed; serving retrieval order", exc_info=True)
+            served_by = ServedBy.RETRIEVAL_ORDER
+            # Blend order, expressed as descending scores for the re-ranker.
+            scores = rank_scores(len(cand.items))
+
+        with timer("rerank"):
+            epsilon = self.settings.epsilon if served_by != ServedBy.RETRIEVAL_ORDER else 0.0
+            positions, explored = self._rerank(bundle, cand.items, scores, query, now, epsilon)
+        shown = scores if served_by != ServedBy.RETRIEVAL_ORDER else cand.scores
+        source_codes = cand.sources[positions].copy()
+        source_codes[explored] = int(Source.EXPLORE)
+        snapshot = None if matrix is None else FeatureSnapshot(user, cand.items, matrix, now)
+        return self._result(
+            bundle,
+            query,
+            timer,
+            served_by,
+            cand.items[positions],
+            shown[positions],
+            source_codes,
+            snapshot,
+        )
+
+    # -- stages ------------------------------------------------------------------
+    def _exclude_indices(self, bundle: LoadedBundle, ids: tuple[str, ...]) -> np.ndarray:
+        """Request excludes as item indices; ids the bundle does not know are ignored."""
+        if not ids:
+            return _EMPTY_U32
+        get = bundle.item_index.get
+        found = [i for i in map(get, ids) if i is not None]
+        return np.array(found, dtype=np.uint32)
+
+    def _retrieve(
+        self, bundle: LoadedBundle, user: UserState, pool: int, n_exclude: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Candidate lists (items u32, scores f32) in SOURCES order."""
+        depth = pool + len(user.seen) + n_exclude
+        ann = bundle.search(user.embedding, depth)
+        if len(user.seen):
+            session = bundle.search(bundle.item_emb[int(user.seen[-1])], self.settings.session_k + 1)
+        else:
+            session = (_EMPTY_U32, _EMPTY_F32)
+        lists = []
+        for name in ("trending", "fresh"):
+            items = bundle.popularity.get(name, _EMPTY_U32)[:depth]
+            lists.append((items, bundle.popularity_scores.get(name, _EMPTY_F32)[: len(items)]))
+        return [ann, session, *lists]
+
+    def _blend(
+        self,
+        bundle: LoadedBundle,
+        sources: list[tuple[np.ndarray, np.ndarray]],
+        user: UserState,
+        exclude: np.ndarray,
+        pool: int,
+    ) -> _Candidates:
+        s = self.settings
+        fractions = (s.quota_ann, s.quota_session, s.quota_trending, s.quota_fresh)
+        args = [(items, scores, round(f * pool)) for (items, scores), f in zip(sources, fractions, strict=True)]
+        excluded = np.concatenate([user.seen.astype(np.uint32, copy=False), exclude]) if len(exclude) else user.seen
+        items, source_idx, scores = bundle.blender.blend(args, np.ascontiguousarray(excluded, np.uint32), pool)
+        return _Candidates(items, _SOURCE_CODES[source_idx], scores)
+
+    def _rerank(
+        self,
+        bundle: LoadedBundle,
+        items: np.ndarray,
+        scores: np.ndarray,
+        query: RankQuery,
+        now: float,
+        epsilon: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = min(query.num_results, len(items))
+        seed = request_seed(query.request_id or query.user_id, now)
+        try:
+            positions, explored = bundle.reranker.rerank(
+                items,
+                np.ascontiguousarray(scores, np.float32),
+                n,
+                self.settings.max_per_genre,
+                epsilon,
+                seed,
+            )
+            return np.asarray(positions, dtype=np.intp), np.asarray(explored, dtype=bool)
+        except Exception:
+            log.warning("re-ranking failed; serving the top %d by score", n, exc_info=True)
+            order = np.argsort(-scores, kind="stable")[:n]
+            return order, np.zeros(len(order), dtype=bool)
+
+    def _popularity(
+        self,
+        bundle: LoadedBundle,
+        query: RankQuery,
+        exclude: np.ndarray,
+        timer: StageTimer,
+        user: UserState | None,
+    ) -> RankResult:
+        with timer("retrieve"):
+            ranked = bundle.popularity[bundle.surfaces[query.surface]]
+            drop = exclude if user is None else np.concatenate([exclude, user.seen.astype(np.uint32)])
+            if len(drop):
+                ranked = ranked[: query.num_results + len(drop)]
+                ranked = ranked[~np.isin(ranked, drop)]
+            items = ranked[: query.num_results]
+        sources = np.full(len(items), int(Source.POPULAR), dtype=np.uint8)
+        return self._result(
+            bundle,
+            query,
+            timer,
+            ServedBy.POPULARITY,
+            items,
+            rank_scores(len(items)),
+            sources,
+            None,
+        )
+
+    def _result(
+        self,
+        bundle: LoadedBundle,
+        query: RankQuery,
+        timer: StageTimer,
+        served_by: ServedBy,
+        items: np.ndarray,
+        scores: np.ndarray,
+        sources: np.ndarray,
+        snapshot: FeatureSnapshot | None,
+    ) -> RankResult:
+        ids = bundle.item_ids[items].tolist()
+        ranked = tuple(
+            RankedItem(item_id=str(i), score=float(s), rank=r, source=Source(int(c)))
+            for r, (i, s, c) in enumerate(zip(ids, scores.tolist(), sources.tolist(), strict=True), start=1)
+        )
+        return RankResult(
+            items=ranked,
+            bundle_version=bundle.version,
+            model_version=bundle.model_version,
+            served_by=served_by,
+            experiment_arm=EXPERIMENT_ARM,
+            stages=timer.stages,
+            total_ms=timer.total_ms(),
+            request_id=query.request_id,
+            features=snapshot,
+        )
+
+    # -- warm-up -----------------------------------------------------------------
+    def warm_up(self, bundle: LoadedBundle, rounds: int = 3) -> None:
+        """Run the golden users through the whole pipeline on ``bundle`` (not yet served)."""
+        self.prepare(bundle)
+        surface = "home" if "home" in bundle.surfaces else next(iter(bundle.surfaces))
+        users = [str(c["user_id"]) for c in bundle.golden[:8]] or [str(u) for u in bundle.user_ids[:3].tolist()]
+        users.append("__warm_up_unknown_user__")
+        for _ in range(rounds):
+            for user in users:
+                self.rank(
+                    RankQuery(
+                        user,
+                        surface,
+                        num_results=10,
+                        pool_size=self.settings.default_pool_size,
+                    ),
+                    bundle,
+                )

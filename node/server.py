@@ -1,0 +1,154 @@
+"""The node's lifecycle: gRPC server, health, reflection, bundle loading, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+from types import FrameType
+from typing import Self
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from node.bundle import LoadedBundle
+from node.bundle_holder import BundleHolder
+from node.feature_store import EmbeddedFeatureStore, FeatureStoreFactory
+from node.gen.edgerank.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    ranker_pb2,
+    ranker_pb2_grpc,
+)
+from node.interceptor import ErrorInterceptor
+from node.pipeline import RankingPipeline
+from node.servicer import EventsServicer, RankerServicer
+from node.settings import Settings
+from trainer.bundle import BundleError
+
+log = logging.getLogger(__name__)
+
+RANKER_SERVICE = ranker_pb2.DESCRIPTOR.services_by_name["Ranker"].full_name
+EVENTS_SERVICE = events_pb2.DESCRIPTOR.services_by_name["Events"].full_name
+# Health follows readiness for these names ("" is the whole server).
+HEALTH_NAMES = ("", RANKER_SERVICE, EVENTS_SERVICE)
+
+
+class Node:
+    """One serving node. ``start()`` binds and serves; readiness follows the bundle."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        feature_store_factory: FeatureStoreFactory = EmbeddedFeatureStore,
+        holder: BundleHolder | None = None,
+    ):
+        self.settings = settings
+        self.holder = holder or BundleHolder()
+        self.pipeline = RankingPipeline(settings, self.holder, feature_store_factory)
+        self.health = health.HealthServicer()
+        self._server: grpc.Server | None = None
+        self._port: int | None = None
+        self._load_lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("node not started")
+        return self._port
+
+    @property
+    def target(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    def start(self, load: bool = True) -> Node:
+        """Bind and start serving (NOT_SERVING), then load the bundle if ``load``."""
+        s = self.settings
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="rank"),
+            interceptors=[ErrorInterceptor()],
+            options=[("grpc.so_reuseport", 0)],
+        )
+        ranker_pb2_grpc.add_RankerServicer_to_server(RankerServicer(s, self.holder, self.pipeline), server)
+        events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(s), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self._set_health(False)
+        reflection.enable_server_reflection(
+            (
+                RANKER_SERVICE,
+                EVENTS_SERVICE,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        port = server.add_insecure_port(f"{s.host}:{s.port}")
+        if port == 0:
+            raise OSError(f"cannot bind {s.host}:{s.port}")
+        server.start()
+        self._server, self._port = server, port
+        log.info("listening on %s:%d (not serving until a bundle is warm)", s.host, port)
+        if load:
+            self.load_bundle()
+        return self
+
+    def load_bundle(self, path: Path | None = None) -> LoadedBundle:
+        """Load, verify and warm a bundle beside the current one, then swap it in.
+
+        On any failure raises BundleError and keeps serving what it served.
+        """
+        with self._load_lock:
+            bundle = LoadedBundle.load(path or self.settings.bundle_dir)
+            try:
+                bundle.warm_up()
+                self.pipeline.warm_up(bundle)
+            except BundleError:
+                raise
+            except Exception as e:
+                raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
+            old = self.holder.swap(bundle)
+            self._set_health(True)
+            log.info(
+                "serving bundle %s (was %s)",
+                bundle.version,
+                old.version if old else None,
+            )
+            return bundle
+
+    def _set_health(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in HEALTH_NAMES:
+            self.health.set(name, status)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, let in-flight requests finish, stop."""
+        if self._server is None or self._stopped.is_set():
+            return
+        self._set_health(False)
+        self._server.stop(self.settings.grace_s if grace is None else grace).wait()
+        self._stopped.set()
+        log.info("stopped")
+
+    def serve_until_signalled(self) -> None:
+        """Block until SIGTERM or SIGINT, then stop gracefully."""
+        stop_requested = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s; stopping", signal.Signals(signum).name)
+            stop_requested.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+        while not stop_requested.wait(0.5):
+            pass
+        self.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(grace=0)

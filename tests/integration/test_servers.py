@@ -1,0 +1,112 @@
+"""Smoke tests of the real test servers: they start, answer, and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import nats
+import pytest
+import redis
+
+from tests.servers import NatsServer, RedisServer
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def test_redis_set_get(redis_server: RedisServer) -> None:
+    key = _unique("smoke")
+    with redis_server.client() as client:
+        assert client.set(key, b"value")
+        assert client.get(key) == b"value"
+
+
+def test_redis_restart_keeps_url(redis_server: RedisServer) -> None:
+    key = _unique("restart")
+    url = redis_server.url
+    with redis_server.client() as client:
+        client.set(key, b"before")
+        redis_server.stop()
+        assert not redis_server.running
+        with pytest.raises(redis.ConnectionError):
+            client.get(key)
+        redis_server.start()
+        assert redis_server.url == url
+        # No persistence: a restarted Redis is empty, and the client reconnects.
+        assert client.get(key) is None
+        client.set(key, b"after")
+        assert client.get(key) == b"after"
+
+
+def test_redis_pause_times_out_then_resumes(redis_server: RedisServer) -> None:
+    with redis.Redis.from_url(redis_server.url, socket_timeout=0.2) as client:
+        client.ping()
+        redis_server.pause()
+        try:
+            with pytest.raises(redis.TimeoutError):
+                client.ping()
+        finally:
+            redis_server.resume()
+        assert client.ping()
+
+
+async def _publish_twice_and_kv(url: str) -> tuple[int, bool, bytes | None]:
+    nc = await nats.connect(url, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        stream = _unique("SMOKE")
+        await js.add_stream(
+            name=stream, subjects=[f"{stream}.>"], duplicate_window=60.0
+        )
+        headers = {"Nats-Msg-Id": "event-1"}
+        first = await js.publish(f"{stream}.events", b"payload", headers=headers)
+        second = await js.publish(f"{stream}.events", b"payload", headers=headers)
+        info = await js.stream_info(stream)
+        assert not first.duplicate
+        kv = await js.create_key_value(bucket=_unique("smoke"))
+        revision = await kv.put("eu-west", b"v1")
+        entry = await kv.get("eu-west")
+        assert entry.revision == revision
+        return info.state.messages, bool(second.duplicate), entry.value
+    finally:
+        await nc.close()
+
+
+def test_nats_jetstream_dedup_and_kv(nats_server: NatsServer) -> None:
+    messages, duplicate, value = asyncio.run(_publish_twice_and_kv(nats_server.url))
+    assert duplicate
+    assert messages == 1
+    assert value == b"v1"
+
+
+async def _create_stream(url: str, stream: str) -> None:
+    nc = await nats.connect(url, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"])
+        await js.publish(f"{stream}.a", b"kept", headers={"Nats-Msg-Id": "a-1"})
+    finally:
+        await nc.close()
+
+
+async def _stream_messages(url: str, stream: str) -> int:
+    nc = await nats.connect(url, connect_timeout=5)
+    try:
+        info = await nc.jetstream().stream_info(stream)
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+def test_nats_restart_keeps_url_and_streams(nats_server: NatsServer) -> None:
+    stream = _unique("RESTART")
+    url = nats_server.url
+    asyncio.run(_create_stream(url, stream))
+    nats_server.stop()
+    assert not nats_server.running
+    nats_server.start()
+    assert nats_server.url == url
+    # The JetStream store directory is kept, so file-backed streams survive.
+    assert asyncio.run(_stream_messages(url, stream)) == 1

@@ -1,0 +1,126 @@
+"""Loading and refusing bundles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from node.bundle import LoadedBundle
+from node.server import Node
+from tests.node.conftest import node_settings
+from tests.node.synthetic_bundle import make_bundle
+from trainer.bundle import BundleError, resolve
+
+
+def copy_bundle(bundle_root: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(resolve(bundle_root), target)
+    return target
+
+
+def flip_byte(path: Path, offset: int = -3) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_load_resolves_root_and_dir(bundle_root: Path) -> None:
+    via_root = LoadedBundle.load(bundle_root)
+    via_dir = LoadedBundle.load(resolve(bundle_root))
+    assert via_root.version == via_dir.version
+    assert via_root.n_items == 2000 and len(via_root.user_ids) == 300
+    assert via_root.surfaces == {
+        "home": "global",
+        "trending": "trending",
+        "new": "fresh",
+    }
+    items, scores = via_root.search(via_root.item_emb[7], 5)
+    assert items[0] == 7 and scores[0] == pytest.approx(1.0, abs=1e-5)
+    via_root.warm_up()
+
+
+@pytest.mark.parametrize("name", ["item_emb.npy", "ranker.onnx", "popularity.json", "index.usearch"])
+def test_corrupted_file_is_refused(bundle_root: Path, tmp_path: Path, name: str) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    flip_byte(bundle_dir / name)
+    with pytest.raises(BundleError, match=f"{name} fails its sha256 check"):
+        LoadedBundle.load(bundle_dir)
+
+
+def test_missing_and_extra_files_are_refused(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    (bundle_dir / "stray.txt").write_text("x")
+    with pytest.raises(BundleError, match="unexpected files"):
+        LoadedBundle.load(bundle_dir)
+    (bundle_dir / "stray.txt").unlink()
+    (bundle_dir / "golden.json").unlink()
+    with pytest.raises(BundleError, match=r"golden\.json is missing"):
+        LoadedBundle.load(bundle_dir)
+
+
+def test_no_bundle_at_path(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no bundle at"):
+        LoadedBundle.load(tmp_path)
+
+
+def edit_manifest(bundle_dir: Path, **changes: object) -> None:
+    path = bundle_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest))
+
+
+def test_schema_hash_mismatch_is_refused(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    edit_manifest(bundle_dir, feature_schema_hash="0123456789abcdef")
+    with pytest.raises(BundleError, match="feature_schema_hash"):
+        LoadedBundle.load(bundle_dir)
+
+
+def test_wrong_embedding_dim_is_refused(bundle_root: Path, tmp_path: Path) -> None:
+    from trainer.features import schema_hash
+
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    genres = json.loads((bundle_dir / "manifest.json").read_text())["genres"]
+    edit_manifest(bundle_dir, embedding_dim=32, feature_schema_hash=schema_hash(genres, 32))
+    with pytest.raises(BundleError, match=r"item_emb.npy has shape \(2000, 16\), expected \(2000, 32\)"):
+        LoadedBundle.load(bundle_dir)
+
+
+def test_unknown_surface_list_is_refused(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    edit_manifest(bundle_dir, surfaces={"home": "nope"})
+    with pytest.raises(BundleError, match="missing popularity list 'nope'"):
+        LoadedBundle.load(bundle_dir)
+
+
+def test_golden_mismatch_fails_warm_up(tmp_path: Path) -> None:
+    bundle_dir = make_bundle(tmp_path, n_items=300, n_users=40, seed=3, golden_offset=0.01)
+    bundle = LoadedBundle.load(bundle_dir)
+    with pytest.raises(BundleError, match=r"golden request 0 .* differ"):
+        bundle.warm_up()
+
+
+def test_node_keeps_serving_its_bundle_when_a_new_one_fails(bundle_root: Path, tmp_path: Path) -> None:
+    bad = copy_bundle(bundle_root, tmp_path)
+    flip_byte(bad / "user_emb.npy")
+    with Node(node_settings(bundle_root)).start() as node:
+        before = node.holder.snapshot()
+        with pytest.raises(BundleError):
+            node.load_bundle(bad)
+        assert node.holder.snapshot() is before
+        bad_golden = make_bundle(tmp_path / "golden", n_items=300, n_users=40, seed=4, golden_offset=0.5)
+        with pytest.raises(BundleError, match="golden"):
+            node.load_bundle(bad_golden)
+        assert node.holder.snapshot() is before
+
+
+def test_loaded_arrays_are_consistent(bundle_root: Path) -> None:
+    b = LoadedBundle.load(bundle_root)
+    assert b.user_seen_indptr[-1] == len(b.user_seen_items)
+    assert all(v.dtype == np.uint32 for v in b.popularity.values())
+    assert b.item_index["i42"] == 42 and b.user_index["u007"] == 7

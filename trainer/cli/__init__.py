@@ -1,0 +1,1 @@
+"""The trainer's commands for the ``edgerank`` command line."""

@@ -1,0 +1,48 @@
+"""``edgerank train``: build, gate and write a bundle from interaction data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from trainer.cli.data_options import add_data_arguments
+
+POOL_SIZE = 500
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a bundle from interaction data")
+    add_data_arguments(p)
+    p.add_argument("--bundle-dir", type=Path, default=Path("bundles"), help="bundle root to write into (default ./bundles)")
+    p.add_argument("--pool-size", type=int, default=POOL_SIZE, help="candidates per user (default 500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the manifest's gates and metrics as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Heavy imports here, so that other commands start fast.
+    from trainer.bundle import latest_version
+    from trainer.cli.data_options import load_dataset
+    from trainer.cli.report import metrics_table
+    from trainer.pipeline import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.pool_size < 10:
+        raise ValueError(f"--pool-size must be at least 10, got {args.pool_size}")
+    dataset, source = load_dataset(args)
+    config = replace(TrainConfig(), pool_size=args.pool_size, seed=args.seed)
+    trained = train(dataset, args.bundle_dir, config, parent=latest_version(args.bundle_dir), source=source)
+    m = trained.manifest
+    if args.json:
+        print(json.dumps({"version": m["version"], "path": str(trained.bundle_dir), "gates": m["gates"], "metrics": m["metrics"]}, indent=2))
+        return 0
+    gate = m["gates"]["student"]
+    print(f"bundle {m['version']} written to {trained.bundle_dir}")
+    print(f"  model {m['model_version']}, parent {m['parent']}, {m['counts']['items']} items, {m['counts']['users']} users")
+    print(f"  gate: student NDCG@10 {gate['student']:.4f} vs teacher {gate['teacher']:.4f} (max drop {gate['max_drop']:.0%}): passed")
+    print(metrics_table(m["metrics"]))
+    return 0
