@@ -122,6 +122,7 @@ impl Assembler {
         let (u, c) = (user.dense.len(), user.context.len());
         let width = self.n_features(u, c);
         let recency = days_since(user.now_ts, user.last_ts);
+        // Rows are appended, not written into a zeroed buffer: no memset of the matrix.
         let mut out = Vec::with_capacity(candidates.len() * width);
         for (j, &id) in candidates.iter().enumerate() {
             if let Some(&ahead) = candidates.get(j + PREFETCH_AHEAD) {
@@ -151,7 +152,11 @@ impl Assembler {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            for row in [self.items.emb.row(i), self.items.dense.row(i), self.items.genre.row(i)] {
+            for row in [
+                self.items.emb.row(i),
+                self.items.dense.row(i),
+                self.items.genre.row(i),
+            ] {
                 for line in row.chunks(16) {
                     // SAFETY: prefetching is a hint with no effect on memory; the pointer is in bounds.
                     unsafe { _mm_prefetch(line.as_ptr().cast::<i8>(), _MM_HINT_T0) };
@@ -175,17 +180,13 @@ fn days_since(now: f64, ts: f64) -> f32 {
 /// f32 dot product with eight interleaved accumulators (lane `k % 8`), summed
 /// pairwise at the end: a fixed, documented order that the compiler can
 /// vectorize, unlike one serial accumulator.
+#[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let mut acc = [0.0f32; LANES];
-    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (a_tail, b_tail) = (a_chunks.remainder(), b_chunks.remainder());
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for k in 0..LANES {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    for (k, (x, y)) in a_tail.iter().zip(b_tail).enumerate() {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let body = n - n % LANES;
+    let mut acc = lanes_sum(&a[..body], &b[..body]);
+    for (k, (x, y)) in a[body..].iter().zip(&b[body..]).enumerate() {
         acc[k] += x * y;
     }
     let quad = [
@@ -195,6 +196,51 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         acc[3] + acc[7],
     ];
     (quad[0] + quad[2]) + (quad[1] + quad[3])
+}
+
+const LANES: usize = 8;
+
+/// Lane `k` accumulates the products `k, k + 8, k + 16, ...` (`a.len()` is a
+/// multiple of 8). SSE2 is part of every x86-64 CPU; elsewhere, plain code.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn lanes_sum(a: &[f32], b: &[f32]) -> [f32; LANES] {
+    use std::arch::x86_64::{_mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_setzero_ps, _mm_storeu_ps};
+    debug_assert!(a.len() == b.len() && a.len() % LANES == 0);
+    let mut out = [0.0f32; LANES];
+    // SAFETY: SSE2 is always available on x86_64; every load reads 4 floats
+    // inside an 8-float chunk of `a` or `b`, and the stores write into `out`.
+    unsafe {
+        let (mut lo, mut hi) = (_mm_setzero_ps(), _mm_setzero_ps());
+        for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+            lo = _mm_add_ps(
+                lo,
+                _mm_mul_ps(_mm_loadu_ps(x.as_ptr()), _mm_loadu_ps(y.as_ptr())),
+            );
+            hi = _mm_add_ps(
+                hi,
+                _mm_mul_ps(
+                    _mm_loadu_ps(x.as_ptr().add(4)),
+                    _mm_loadu_ps(y.as_ptr().add(4)),
+                ),
+            );
+        }
+        _mm_storeu_ps(out.as_mut_ptr(), lo);
+        _mm_storeu_ps(out.as_mut_ptr().add(4), hi);
+    }
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn lanes_sum(a: &[f32], b: &[f32]) -> [f32; LANES] {
+    let mut acc = [0.0f32; LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc
 }
 
 #[cfg(test)]
