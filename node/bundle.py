@@ -24,6 +24,7 @@ import hotpath
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
 from trainer.bundle import BundleError
+from trainer.candidates import rank_scores
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 GOLDEN_ATOL = 1e-3
 CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
-
-
-def rank_scores(n: int) -> np.ndarray:
-    """Descending rank-based scores 1 / (1 + i) for a list of length n."""
-    return (1.0 / (1.0 + np.arange(n, dtype=np.float32))).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)

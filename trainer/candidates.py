@@ -94,16 +94,18 @@ class CandidateGenerator:
         exclude: np.ndarray,
         pool_size: int,
     ) -> Pool:
+        # Keep in step with node.pipeline (_retrieve, _blend): same depths, same quotas.
         q = self.quotas
-        n_excl = len(exclude)
-        ann_items, ann_scores = self._search(user_emb, pool_size + n_excl)
-        sources = [(ann_items, ann_scores, int(q.ann * pool_size))]
+        depth = pool_size + len(exclude)
+        ann_items, ann_scores = self._search(user_emb, depth)
+        sources = [(ann_items, ann_scores, round(q.ann * pool_size))]
         if recent_item is not None and recent_item >= 0:
-            s_items, s_scores = self._search(self.item_emb[recent_item], q.session_neighbours + n_excl)
-            sources.append((s_items, s_scores, int(q.session * pool_size)))
+            s_items, s_scores = self._search(self.item_emb[recent_item], q.session_neighbours + 1)
         else:
-            sources.append((np.empty(0, np.uint32), np.empty(0, np.float32), 0))
-        sources.append((self.trending, self._trending_scores, int(q.trending * pool_size)))
-        sources.append((self.fresh, self._fresh_scores, int(q.fresh * pool_size)))
+            s_items, s_scores = np.empty(0, np.uint32), np.empty(0, np.float32)
+        sources.append((s_items, s_scores, round(q.session * pool_size)))
+        trending, fresh = self.trending[:depth], self.fresh[:depth]
+        sources.append((trending, self._trending_scores[: len(trending)], round(q.trending * pool_size)))
+        sources.append((fresh, self._fresh_scores[: len(fresh)], round(q.fresh * pool_size)))
         items, source, score = self.blender.blend(sources, exclude, pool_size)
         return Pool(items, source, score)
