@@ -66,9 +66,7 @@ def blend(
     pool_size: int,
 ) -> tuple[U32, npt.NDArray[np.uint8], F32]:
     """Quotas first (pass 1), then top up from where each source stopped (pass 2)."""
-    lists = [
-        (items.tolist(), scores.tolist(), quota) for items, scores, quota in sources
-    ]
+    lists = [(items.tolist(), scores.tolist(), quota) for items, scores, quota in sources]
     seen = set(exclude.tolist())
     taken: list[tuple[int, int, float]] = []
     cursors = [0] * len(lists)
@@ -88,7 +86,7 @@ def blend(
         walk(s, quota)
     for s in range(len(lists)):
         walk(s, pool_size)
-    items, source, score = zip(*taken) if taken else ((), (), ())
+    items, source, score = zip(*taken, strict=False) if taken else ((), (), ())
     return (
         np.array(items, dtype=np.uint32),
         np.array(source, dtype=np.uint8),
@@ -141,9 +139,7 @@ def rerank(
         chosen = order[:k]
     else:
         # Greedy: the first max_per_genre of each genre in order are taken.
-        eligible = (
-            _rank_within_group(item_primary_genre[candidates[order]]) < max_per_genre
-        )
+        eligible = _rank_within_group(item_primary_genre[candidates[order]]) < max_per_genre
         chosen = order[eligible][:k]
         chosen = np.concatenate([chosen, order[~eligible][: k - len(chosen)]])
 

@@ -50,7 +50,12 @@ def _inputs(cfg: HotpathBench) -> dict[str, Any]:
         return items, np.sort(rng.random(k, dtype=f32))[::-1].copy(), quota
 
     c = cfg.candidates
-    sources = [source(c + 150, int(0.7 * c)), source(60, int(0.1 * c)), source(1000, int(0.1 * c)), source(1000, int(0.1 * c))]
+    sources = [
+        source(c + 150, int(0.7 * c)),
+        source(60, int(0.1 * c)),
+        source(1000, int(0.1 * c)),
+        source(1000, int(0.1 * c)),
+    ]
     user = (
         rng.standard_normal(USER_DIM, dtype=f32),
         rng.standard_normal(EMB_DIM, dtype=f32),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,13 @@ import hotpath
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
 from trainer.bundle import BundleError
-from trainer.candidates import rank_scores
+from trainer.candidates import CandidateGenerator, index_search, rank_scores
 
 log = logging.getLogger(__name__)
 
 # The largest difference allowed between a golden score and the node's score.
 GOLDEN_ATOL = 1e-3
+_EMPTY_LIST = np.empty(0, np.uint32)
 CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
 
@@ -60,9 +61,8 @@ class LoadedBundle:
     index: Index
     session: ort.InferenceSession
     assembler: Any  # hotpath.Assembler
-    blender: Any  # hotpath.Blender
+    candidates: CandidateGenerator  # ANN, session, trending, fresh; blended in Rust
     reranker: Any  # hotpath.Reranker
-    _search_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -175,19 +175,19 @@ class LoadedBundle:
             index=index,
             session=session,
             assembler=hotpath.Assembler(item_dense, item_emb, item_genre, item_first_ts),
-            blender=hotpath.Blender(n),
+            # One search at a time per index: the Python binding shares its search context.
+            candidates=CandidateGenerator(
+                index_search(index, threading.Lock()),
+                item_emb,
+                popularity.get("trending", _EMPTY_LIST),
+                popularity.get("fresh", _EMPTY_LIST),
+            ),
             reranker=hotpath.Reranker(item_primary),
         )
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest items to ``vector``: (item indices u32, scores f32 = 1 - distance)."""
-        k = min(int(k), self.n_items)
-        if k <= 0:
-            return np.empty(0, np.uint32), np.empty(0, np.float32)
-        # One search at a time per index: the Python binding shares its search context.
-        with self._search_lock:
-            matches = self.index.search(vector, k)
-        return matches.keys.astype(np.uint32), (1.0 - matches.distances).astype(np.float32)
+        return self.candidates.search(vector, k)
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
         """The ranker's scores for a feature matrix f32 [N, F] -> f32 [N]."""

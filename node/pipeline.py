@@ -36,12 +36,13 @@ from node.types import (
     UserState,
 )
 from trainer import features as feature_defs
+from trainer.candidates import SOURCE_NAMES, Quotas, Sources
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT_ARM = "champion"
-# Candidate sources in blend priority order; the blender reports indices into this.
-SOURCES = (Source.ANN, Source.SESSION, Source.TRENDING, Source.FRESH)
+# The generator's sources (trainer.candidates.SOURCE_NAMES) as wire codes.
+SOURCES = tuple(Source[name.upper()] for name in SOURCE_NAMES)
 _SOURCE_CODES = np.array([int(s) for s in SOURCES], dtype=np.uint8)
 _EMPTY_U32 = np.empty(0, np.uint32)
 _EMPTY_F32 = np.empty(0, np.float32)
@@ -88,6 +89,13 @@ class RankingPipeline:
         feature_store_factory: FeatureStoreFactory = EmbeddedFeatureStore,
     ):
         self.settings = settings
+        self.quotas = Quotas(
+            ann=settings.quota_ann,
+            session=settings.quota_session,
+            trending=settings.quota_trending,
+            fresh=settings.quota_fresh,
+            session_neighbours=settings.session_k,
+        )
         self.holder = holder
         self._factory = feature_store_factory
         self._stores: dict[int, tuple[LoadedBundle, FeatureStore, FeatureStore]] = {}
@@ -200,36 +208,22 @@ class RankingPipeline:
         found = [i for i in map(get, ids) if i is not None]
         return np.array(found, dtype=np.uint32)
 
-    def _retrieve(
-        self, bundle: LoadedBundle, user: UserState, pool: int, n_exclude: int
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Candidate lists (items u32, scores f32) in SOURCES order."""
-        depth = pool + len(user.seen) + n_exclude
-        ann = bundle.search(user.embedding, depth)
-        if len(user.seen):
-            session = bundle.search(bundle.item_emb[int(user.seen[-1])], self.settings.session_k + 1)
-        else:
-            session = (_EMPTY_U32, _EMPTY_F32)
-        lists = []
-        for name in ("trending", "fresh"):
-            items = bundle.popularity.get(name, _EMPTY_U32)[:depth]
-            lists.append((items, bundle.popularity_scores.get(name, _EMPTY_F32)[: len(items)]))
-        return [ann, session, *lists]
+    def _retrieve(self, bundle: LoadedBundle, user: UserState, pool: int, n_exclude: int) -> Sources:
+        """Candidate lists (items u32, scores f32, quota) in SOURCES order."""
+        recent = int(user.seen[-1]) if len(user.seen) else None
+        return bundle.candidates.sources(user.embedding, recent, len(user.seen) + n_exclude, pool, self.quotas)
 
     def _blend(
         self,
         bundle: LoadedBundle,
-        sources: list[tuple[np.ndarray, np.ndarray]],
+        sources: Sources,
         user: UserState,
         exclude: np.ndarray,
         pool: int,
     ) -> _Candidates:
-        s = self.settings
-        fractions = (s.quota_ann, s.quota_session, s.quota_trending, s.quota_fresh)
-        args = [(items, scores, round(f * pool)) for (items, scores), f in zip(sources, fractions, strict=True)]
         excluded = np.concatenate([user.seen.astype(np.uint32, copy=False), exclude]) if len(exclude) else user.seen
-        items, source_idx, scores = bundle.blender.blend(args, np.ascontiguousarray(excluded, np.uint32), pool)
-        return _Candidates(items, _SOURCE_CODES[source_idx], scores)
+        blended = bundle.candidates.blend(sources, excluded, pool)
+        return _Candidates(blended.items, _SOURCE_CODES[blended.source], blended.score)
 
     def _rerank(
         self,

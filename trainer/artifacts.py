@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from usearch.index import Index
 
-from trainer.candidates import CandidateGenerator, Quotas
+from trainer.candidates import CandidateGenerator, index_search
 from trainer.data import Catalog, Interactions
 from trainer.embeddings import EmbeddingConfig, fit_item_embeddings
 from trainer.features import item_features
@@ -37,10 +37,8 @@ class Artifacts:
     lists: dict[str, np.ndarray]
     as_of: float
 
-    def generator(self, quotas: Quotas | None = None) -> CandidateGenerator:
-        return CandidateGenerator(
-            self.index, self.items.emb, self.lists["trending"], self.lists["fresh"], quotas or Quotas()
-        )
+    def generator(self) -> CandidateGenerator:
+        return CandidateGenerator(index_search(self.index), self.items.emb, self.lists["trending"], self.lists["fresh"])
 
 
 def build_index(item_emb: np.ndarray, config: IndexConfig) -> Index:
@@ -78,9 +76,7 @@ def build_artifacts(
         len(catalog), data.item, data.value, data.positive, data.timestamp, item_genre, catalog.years, as_of
     )
     tables = ItemTables(dense, emb, item_genre, first_ts, primary_genre(item_genre))
-    return Artifacts(
-        tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of
-    )
+    return Artifacts(tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of)
 
 
 def load_artifacts(bundle_dir: Path, manifest: dict[str, Any]) -> Artifacts:

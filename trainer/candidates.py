@@ -1,38 +1,37 @@
 """Candidate generation, shared by the trainer and the node.
 
 The ranker is trained on the very candidate pools the node will score, so
-both call :class:`CandidateGenerator`: ANN retrieval over the usearch index
-with the user's embedding, session continuation (neighbours of the most
-recent item), trending and fresh lists, blended by the Rust
-:class:`hotpath.Blender` with per-source quotas, minus what the user has
-seen and what the request excludes.
+both use :class:`CandidateGenerator`: ANN retrieval with the user's
+embedding, session continuation (neighbours of the most recent item), and
+the trending and fresh lists, blended by the Rust :class:`hotpath.Blender`
+with per-source quotas, minus what the user has seen and what the request
+excludes.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 from usearch.index import Index
 
 import hotpath
 
+# The sources, in blend priority order; a pool's ``source`` indexes this tuple.
+SOURCE_NAMES = ("ann", "session", "trending", "fresh")
 
-class Source(IntEnum):
-    """Where a candidate came from (the order is the blend priority)."""
-
-    ANN = 0
-    SESSION = 1
-    TRENDING = 2
-    FRESH = 3
-    EDITORIAL = 4
-    POPULAR = 5
-    EXPLORE = 6
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+Sources = list[tuple[np.ndarray, np.ndarray, int]]
+_EMPTY_U32 = np.empty(0, np.uint32)
+_EMPTY_F32 = np.empty(0, np.float32)
 
 
 @dataclass(frozen=True)
 class Quotas:
+    """Shares of the pool each source fills first (the rest goes by priority)."""
+
     ann: float = 0.7
     session: float = 0.1
     trending: float = 0.1
@@ -42,8 +41,8 @@ class Quotas:
 
 @dataclass(frozen=True)
 class Pool:
-    items: np.ndarray  # u32 [k] item rows
-    source: np.ndarray  # u8 [k], Source values
+    items: np.ndarray  # u32 [k] item rows, in blend order
+    source: np.ndarray  # u8 [k], index into SOURCE_NAMES
     score: np.ndarray  # f32 [k], the source's own score
 
 
@@ -52,40 +51,61 @@ def rank_scores(n: int) -> np.ndarray:
     return (1.0 / np.arange(1, n + 1, dtype=np.float32)).astype(np.float32)
 
 
-class CandidateGenerator:
-    """Built once per bundle; :meth:`pool` is called once per request."""
+def index_search(index: Index, lock: threading.Lock | None = None) -> Search:
+    """``search(vector, k) -> (items u32, scores f32)``; usearch's ip distance is 1 - dot."""
+    n = len(index)
 
-    def __init__(
-        self,
-        index: Index,
-        item_emb: np.ndarray,
-        trending: np.ndarray,
-        fresh: np.ndarray,
-        quotas: Quotas,
-    ):
-        self.index = index
+    def search(vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(int(k), n)
+        if k <= 0:
+            return _EMPTY_U32, _EMPTY_F32
+        if lock is None:
+            matches = index.search(vector, k)
+        else:
+            with lock:
+                matches = index.search(vector, k)
+        return (
+            np.ascontiguousarray(matches.keys, dtype=np.uint32),
+            np.ascontiguousarray(1.0 - matches.distances, dtype=np.float32),
+        )
+
+    return search
+
+
+class CandidateGenerator:
+    """Built once per bundle; :meth:`sources` and :meth:`blend` run once per request."""
+
+    def __init__(self, search: Search, item_emb: np.ndarray, trending: np.ndarray, fresh: np.ndarray):
+        self.search = search
         self.item_emb = item_emb
         self.n_items = int(item_emb.shape[0])
         self.trending = np.ascontiguousarray(trending, dtype=np.uint32)
         self.fresh = np.ascontiguousarray(fresh, dtype=np.uint32)
         self._trending_scores = rank_scores(len(self.trending))
         self._fresh_scores = rank_scores(len(self.fresh))
-        self.quotas = quotas
         self.blender = hotpath.Blender(self.n_items)
 
-    def _search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        k = min(k, self.n_items)
-        if k <= 0:
-            return np.empty(0, np.uint32), np.empty(0, np.float32)
-        matches = self.index.search(query, k)
-        items = np.ascontiguousarray(matches.keys, dtype=np.uint32)
-        # usearch's inner-product distance is 1 - dot.
-        scores = np.ascontiguousarray(1.0 - matches.distances, dtype=np.float32)
-        return items, scores
+    def sources(
+        self, user_emb: np.ndarray, recent_item: int | None, n_exclude: int, pool_size: int, quotas: Quotas
+    ) -> Sources:
+        """Each source's ranked list and quota, in SOURCE_NAMES order."""
+        depth = pool_size + n_exclude
+        ann = self.search(user_emb, depth)
+        if recent_item is not None and recent_item >= 0:
+            session = self.search(self.item_emb[recent_item], quotas.session_neighbours + 1)
+        else:
+            session = (_EMPTY_U32, _EMPTY_F32)
+        trending, fresh = self.trending[:depth], self.fresh[:depth]
+        return [
+            (*ann, round(quotas.ann * pool_size)),
+            (*session, round(quotas.session * pool_size)),
+            (trending, self._trending_scores[: len(trending)], round(quotas.trending * pool_size)),
+            (fresh, self._fresh_scores[: len(fresh)], round(quotas.fresh * pool_size)),
+        ]
 
-    def retrieve(self, user_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """ANN retrieval alone: (items u32, scores f32), best first."""
-        return self._search(user_emb, k)
+    def blend(self, sources: Sources, exclude: np.ndarray, pool_size: int) -> Pool:
+        items, source, score = self.blender.blend(sources, np.ascontiguousarray(exclude, np.uint32), pool_size)
+        return Pool(items, source, score)
 
     def pool(
         self,
@@ -93,19 +113,11 @@ class CandidateGenerator:
         recent_item: int | None,
         exclude: np.ndarray,
         pool_size: int,
+        quotas: Quotas | None = None,
     ) -> Pool:
-        # Keep in step with node.pipeline (_retrieve, _blend): same depths, same quotas.
-        q = self.quotas
-        depth = pool_size + len(exclude)
-        ann_items, ann_scores = self._search(user_emb, depth)
-        sources = [(ann_items, ann_scores, round(q.ann * pool_size))]
-        if recent_item is not None and recent_item >= 0:
-            s_items, s_scores = self._search(self.item_emb[recent_item], q.session_neighbours + 1)
-        else:
-            s_items, s_scores = np.empty(0, np.uint32), np.empty(0, np.float32)
-        sources.append((s_items, s_scores, round(q.session * pool_size)))
-        trending, fresh = self.trending[:depth], self.fresh[:depth]
-        sources.append((trending, self._trending_scores[: len(trending)], round(q.trending * pool_size)))
-        sources.append((fresh, self._fresh_scores[: len(fresh)], round(q.fresh * pool_size)))
-        items, source, score = self.blender.blend(sources, exclude, pool_size)
-        return Pool(items, source, score)
+        srcs = self.sources(user_emb, recent_item, len(exclude), pool_size, quotas or Quotas())
+        return self.blend(srcs, exclude, pool_size)
+
+    def retrieve(self, user_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """ANN retrieval alone: (items u32, scores f32), best first."""
+        return self.search(user_emb, k)

@@ -104,13 +104,13 @@ def evaluate(
         "pool_recall": float(rows.y.sum() / rows.n_positives.sum()),
     }
     for m in MODELS:
-        if m in warm and (m != "teacher" and m != "student" or m in scorers):
+        if m in warm and ((m != "teacher" and m != "student") or m in scorers):
             result["warm"][m] = warm[m].summary({"auc": aucs[m]} if m in aucs else None)
 
     # Cold users reach the node as unknown users: every model answers with popularity.
     cold = _Tally(n_eligible)
     cold_slices = user_slices(test_cold)
-    for u, sl in cold_slices.items():
+    for sl in cold_slices.values():
         positives = np.unique(test_cold.item[sl][test_cold.positive[sl]])
         if len(positives):
             cold.add(popular, positives, len(positives))

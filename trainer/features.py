@@ -169,7 +169,7 @@ def item_features(
     first_ts = np.full(n_items, np.inf)
     np.minimum.at(first_ts, item_idx, timestamps.astype(np.float64))
     first_ts[~np.isfinite(first_ts)] = -1.0
-    dense = np.column_stack(
-        [np.log1p(count), mean_value, pos_rate, np.log1p(recent_count), year, item_genre]
-    ).astype(np.float32)
+    dense = np.column_stack([np.log1p(count), mean_value, pos_rate, np.log1p(recent_count), year, item_genre]).astype(
+        np.float32
+    )
     return np.ascontiguousarray(dense), first_ts

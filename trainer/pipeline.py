@@ -24,8 +24,8 @@ from trainer import bundle as bundle_io
 from trainer.artifacts import Artifacts, IndexConfig, build_artifacts
 from trainer.data import Dataset, Interactions, load_movielens
 from trainer.embeddings import EmbeddingConfig, embedding_space_id, genre_matrix, genre_vocabulary
-from trainer.evaluate import evaluate
 from trainer.errors import GateFailed
+from trainer.evaluate import evaluate
 from trainer.features import context_vector, feature_names, schema_hash
 from trainer.metrics import grouped_ndcg
 from trainer.popularity import SURFACES
@@ -142,6 +142,7 @@ def train(
     log.info("teacher: LightGBM on %d rows", len(fit_rows.y))
     booster = train_teacher(fit_rows, valid_rows, names, config.teacher)
     t_fit = teacher_scores(booster, fit_rows.x)
+
     def student_quality(candidate: Mlp) -> float:
         scores = candidate.forward(valid_rows.x)
         return float(grouped_ndcg(scores, valid_rows.y, valid_rows.groups, valid_rows.n_positives).mean())
@@ -169,7 +170,9 @@ def train(
     with bundle_io.stage_bundle(bundle_root, manifest) as st:
         write_quantized(mlp, len(names), st.file("ranker.onnx"))
         student = session(st.file("ranker.onnx"))
-        nd_t = grouped_ndcg(teacher_scores(booster, valid_rows.x), valid_rows.y, valid_rows.groups, valid_rows.n_positives)
+        nd_t = grouped_ndcg(
+            teacher_scores(booster, valid_rows.x), valid_rows.y, valid_rows.groups, valid_rows.n_positives
+        )
         nd_s = grouped_ndcg(onnx_scores(student, valid_rows.x), valid_rows.y, valid_rows.groups, valid_rows.n_positives)
         gate = {
             "name": "student_vs_teacher_ndcg@10",

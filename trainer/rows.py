@@ -74,9 +74,7 @@ def user_slices(data: Interactions) -> dict[int, slice]:
 
 
 def history_features(data: Interactions, sl: slice, items: ItemTables) -> UserFeatures:
-    return user_features(
-        data.item[sl], data.value[sl], data.positive[sl], data.timestamp[sl], items.emb, items.genre
-    )
+    return user_features(data.item[sl], data.value[sl], data.positive[sl], data.timestamp[sl], items.emb, items.genre)
 
 
 def build_rows(
@@ -114,9 +112,7 @@ def build_rows(
         pool = generator.pool(uf.embedding, int(history.item[hs][-1]), exclude, pool_size)
         if len(pool.items) == 0:
             continue
-        x = assembler.assemble(
-            uf.dense, uf.embedding, uf.genre, uf.last_ts, now, context_vector(now), pool.items
-        )
+        x = assembler.assemble(uf.dense, uf.embedding, uf.genre, uf.last_ts, now, context_vector(now), pool.items)
         xs.append(x)
         ys.append(np.isin(pool.items, positives).astype(np.float32))
         groups.append(len(pool.items))

@@ -63,9 +63,7 @@ def tail_split(data: Interactions, fraction: float) -> tuple[Interactions, Inter
     return data.subset(~tail), data.subset(tail)
 
 
-def temporal_split(
-    data: Interactions, quantile: float = TEMPORAL_QUANTILE
-) -> tuple[Interactions, Interactions, float]:
+def temporal_split(data: Interactions, quantile: float = TEMPORAL_QUANTILE) -> tuple[Interactions, Interactions, float]:
     """(train, test, cut): a global cut at the given quantile of timestamps."""
     cut = float(np.quantile(data.timestamp, quantile))
     before = data.timestamp < cut

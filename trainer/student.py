@@ -11,6 +11,7 @@ onnxruntime's dynamic quantization.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def train_student(
     sizes = [rows.x.shape[1], *config.hidden, 1]
     ws = [
         (rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32)
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        for a, b in itertools.pairwise(sizes)
     ]
     bs = [np.zeros(b, np.float32) for b in sizes[1:]]
     params = ws + bs

@@ -15,9 +15,9 @@ from node.cli import bench, demo, query, serve
 from node.errors import EdgerankError
 from node.settings import SettingsError
 from trainer.bundle import BundleError
-from trainer.errors import DataError, GateFailed
 from trainer.cli import eval as trainer_eval
 from trainer.cli import train as trainer_train
+from trainer.errors import DataError, GateFailed
 
 COMMANDS = (serve, query, demo, trainer_train, trainer_eval, bench)
 

@@ -23,7 +23,11 @@ def register(subparsers: Any) -> None:
 def run_hotpath(args: argparse.Namespace) -> int:
     from node.bench_hotpath import HotpathBench, run
 
-    for flag, value, low in (("--items", args.items, 1000), ("--candidates", args.candidates, 10), ("--repeat", args.repeat, 10)):
+    for flag, value, low in (
+        ("--items", args.items, 1000),
+        ("--candidates", args.candidates, 10),
+        ("--repeat", args.repeat, 10),
+    ):
         if value < low:
             raise ValueError(f"{flag} must be at least {low}, got {value}")
     if args.candidates > args.items // 4:
@@ -33,7 +37,10 @@ def run_hotpath(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"hot path, {result['candidates']} candidates over {result['catalog_items']} items, {result['repeat']} runs each")
+    print(
+        f"hot path, {result['candidates']} candidates over {result['catalog_items']} items, "
+        f"{result['repeat']} runs each"
+    )
     print(f"  {'side':6} {'median µs':>10} {'p99 µs':>10}")
     print(f"  {'rust':6} {result['rust_us']:10.1f} {result['rust_p99_us']:10.1f}")
     print(f"  {'numpy':6} {result['numpy_us']:10.1f} {result['numpy_p99_us']:10.1f}")

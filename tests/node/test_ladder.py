@@ -17,6 +17,7 @@ from node.pipeline import RankingPipeline
 from node.server import Node
 from node.settings import Settings
 from node.types import RankQuery, ServedBy, Source, UserState
+from trainer.candidates import CandidateGenerator
 from tests.node.conftest import node_settings
 
 
@@ -81,7 +82,9 @@ def test_broken_ranker_serves_retrieval_order(pipeline: RankingPipeline, bundle:
 
 
 def test_broken_retrieval_serves_popularity(pipeline: RankingPipeline, bundle: LoadedBundle) -> None:
-    broken = dataclasses.replace(bundle, index=BrokenIndex())  # type: ignore[arg-type]
+    gen = bundle.candidates
+    broken_gen = CandidateGenerator(BrokenIndex().search, gen.item_emb, gen.trending, gen.fresh)
+    broken = dataclasses.replace(bundle, candidates=broken_gen)
     result = pipeline.rank(query(), broken)
     assert result.served_by == ServedBy.POPULARITY
     row = bundle.user_index["u005"]

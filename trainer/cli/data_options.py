@@ -14,8 +14,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (generic CSV, or the MovieLens preset by default)")
     group.add_argument("--interactions", type=Path, help="interactions CSV: user_id,item_id,timestamp,rating|label")
     group.add_argument("--items", type=Path, help="items CSV: item_id,title,genres[,tags][,year]")
-    group.add_argument("--movielens", type=Path, metavar="DIR", help=f"a MovieLens directory (default {MOVIELENS_SMALL})")
-    group.add_argument("--positive-threshold", type=float, default=4.0, help="ratings >= this are positives (default 4)")
+    group.add_argument(
+        "--movielens", type=Path, metavar="DIR", help=f"a MovieLens directory (default {MOVIELENS_SMALL})"
+    )
+    group.add_argument(
+        "--positive-threshold", type=float, default=4.0, help="ratings >= this are positives (default 4)"
+    )
 
 
 def load_dataset(args: argparse.Namespace, fallback: dict[str, Any] | None = None) -> tuple[Dataset, dict[str, Any]]:

@@ -16,7 +16,9 @@ POOL_SIZE = 500
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a bundle from interaction data")
     add_data_arguments(p)
-    p.add_argument("--bundle-dir", type=Path, default=Path("bundles"), help="bundle root to write into (default ./bundles)")
+    p.add_argument(
+        "--bundle-dir", type=Path, default=Path("bundles"), help="bundle root to write into (default ./bundles)"
+    )
     p.add_argument("--pool-size", type=int, default=POOL_SIZE, help="candidates per user (default 500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the manifest's gates and metrics as JSON")
@@ -38,11 +40,27 @@ def run(args: argparse.Namespace) -> int:
     trained = train(dataset, args.bundle_dir, config, parent=latest_version(args.bundle_dir), source=source)
     m = trained.manifest
     if args.json:
-        print(json.dumps({"version": m["version"], "path": str(trained.bundle_dir), "gates": m["gates"], "metrics": m["metrics"]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "version": m["version"],
+                    "path": str(trained.bundle_dir),
+                    "gates": m["gates"],
+                    "metrics": m["metrics"],
+                },
+                indent=2,
+            )
+        )
         return 0
     gate = m["gates"]["student"]
     print(f"bundle {m['version']} written to {trained.bundle_dir}")
-    print(f"  model {m['model_version']}, parent {m['parent']}, {m['counts']['items']} items, {m['counts']['users']} users")
-    print(f"  gate: student NDCG@10 {gate['student']:.4f} vs teacher {gate['teacher']:.4f} (max drop {gate['max_drop']:.0%}): passed")
+    print(
+        f"  model {m['model_version']}, parent {m['parent']}, "
+        f"{m['counts']['items']} items, {m['counts']['users']} users"
+    )
+    print(
+        f"  gate: student NDCG@10 {gate['student']:.4f} vs teacher {gate['teacher']:.4f} "
+        f"(max drop {gate['max_drop']:.0%}): passed"
+    )
     print(metrics_table(m["metrics"]))
     return 0
