@@ -1,6 +1,8 @@
 //! Feature assembly: one dense row per candidate,
 //! `[user_dense | item_dense[i] | cross(4) | context]`.
 
+use std::mem::MaybeUninit;
+
 use crate::error::{check_ids, check_len, Error, Result};
 
 /// Number of cross features between the user and the item.
@@ -122,23 +124,35 @@ impl Assembler {
         let (u, c) = (user.dense.len(), user.context.len());
         let width = self.n_features(u, c);
         let recency = days_since(user.now_ts, user.last_ts);
-        // Rows are appended, not written into a zeroed buffer: no memset of the matrix.
-        let mut out = Vec::with_capacity(candidates.len() * width);
-        for (j, &id) in candidates.iter().enumerate() {
+        // Rows are written into uninitialised capacity, element by element: no
+        // memset of the matrix and no memcpy call per short segment.
+        let total = candidates.len() * width;
+        let mut out: Vec<f32> = Vec::with_capacity(total);
+        let buf = &mut out.spare_capacity_mut()[..total];
+        for (j, (row, &id)) in buf.chunks_exact_mut(width).zip(candidates).enumerate() {
             if let Some(&ahead) = candidates.get(j + PREFETCH_AHEAD) {
                 self.prefetch(ahead as usize);
             }
             let i = id as usize;
-            out.extend_from_slice(user.dense);
-            out.extend_from_slice(self.items.dense.row(i));
-            out.extend_from_slice(&[
-                dot(user.emb, self.items.emb.row(i)),
-                dot(user.genre, self.items.genre.row(i)),
-                recency,
-                days_since(user.now_ts, self.items.first_ts[i]),
-            ]);
-            out.extend_from_slice(user.context);
+            let (user_part, rest) = row.split_at_mut(u);
+            let (item_part, rest) = rest.split_at_mut(self.item_dim());
+            let (cross, context) = rest.split_at_mut(N_CROSS);
+            write(user_part, user.dense);
+            write(item_part, self.items.dense.row(i));
+            write(
+                cross,
+                &[
+                    dot(user.emb, self.items.emb.row(i)),
+                    dot(user.genre, self.items.genre.row(i)),
+                    recency,
+                    days_since(user.now_ts, self.items.first_ts[i]),
+                ],
+            );
+            write(context, user.context);
         }
+        // SAFETY: the loop above wrote every one of the `total` values (each row
+        // is split into parts of exactly u + item_dim + N_CROSS + c = width).
+        unsafe { out.set_len(total) };
         debug_assert_eq!(out.len(), candidates.len() * width);
         Ok(out)
     }
@@ -152,19 +166,30 @@ impl Assembler {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            const FLOATS_PER_LINE: usize = 16;
             for row in [
                 self.items.emb.row(i),
                 self.items.dense.row(i),
                 self.items.genre.row(i),
             ] {
-                for line in row.chunks(16) {
-                    // SAFETY: prefetching is a hint with no effect on memory; the pointer is in bounds.
-                    unsafe { _mm_prefetch(line.as_ptr().cast::<i8>(), _MM_HINT_T0) };
+                let p = row.as_ptr();
+                let mut off = 0;
+                while off < row.len() {
+                    // SAFETY: a prefetch is only a hint; `p + off` is inside `row`.
+                    unsafe { _mm_prefetch(p.add(off).cast::<i8>(), _MM_HINT_T0) };
+                    off += FLOATS_PER_LINE;
                 }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = i;
+    }
+}
+
+#[inline(always)]
+fn write(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.write(*s);
     }
 }
 
