@@ -23,8 +23,10 @@ from usearch.index import Index
 import hotpath
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
+from trainer.artifacts import restore_index
 from trainer.bundle import BundleError
 from trainer.candidates import CandidateGenerator, index_search, rank_scores
+from trainer.ranker_io import ranker_session
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +149,8 @@ class LoadedBundle:
                 raise fail(f"surface {surface!r} names a missing popularity list {list_name!r}")
         golden = json.loads((bundle_dir / "golden.json").read_text())
 
-        index = _load_index(bundle_dir / "index.usearch", manifest["index"], dim, n, fail)
-        session = _load_session(bundle_dir / "ranker.onnx")
+        index = restore_index(bundle_dir / "index.usearch", manifest["index"], dim, n)
+        session = ranker_session(bundle_dir / "ranker.onnx")
 
         return cls(
             path=bundle_dir,
@@ -236,34 +238,3 @@ class LoadedBundle:
             self.version,
             len(self.golden),
         )
-
-
-def _load_index(path: Path, spec: dict[str, Any], dim: int, n_items: int, fail: Any) -> Index:
-    index = Index.restore(str(path), view=False)
-    if index is None:
-        raise fail("index.usearch is not a usearch index")
-    if index.ndim != dim:
-        raise fail(f"index has {index.ndim} dimensions, the embeddings {dim}")
-    if len(index) != n_items:
-        raise fail(f"index holds {len(index)} vectors for {n_items} items")
-    metric = str(spec.get("metric", "ip")).lower()
-    actual = str(getattr(index.metric, "name", index.metric)).lower()
-    if actual != metric:
-        raise fail(f"index metric is {actual}, the manifest says {metric}")
-    if "expansion_search" in spec:
-        setattr(index, "expansion_search", int(spec["expansion_search"]))  # noqa: B010 - a property setter mypy cannot see
-    return index
-
-
-def _load_session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    names_in = [i.name for i in session.get_inputs()]
-    names_out = [o.name for o in session.get_outputs()]
-    if "features" not in names_in or "score" not in names_out:
-        raise BundleError(f"{path}: ranker must take 'features' and give 'score', has {names_in} -> {names_out}")
-    return session

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from usearch.index import Index
 
+from trainer.bundle import BundleError
 from trainer.candidates import CandidateGenerator, index_search
 from trainer.data import Catalog, Interactions
 from trainer.embeddings import EmbeddingConfig, fit_item_embeddings
@@ -79,6 +80,24 @@ def build_artifacts(
     return Artifacts(tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of)
 
 
+def restore_index(path: Path, spec: dict[str, Any], dim: int, n_items: int) -> Index:
+    """Load a bundle's usearch index and check it against the manifest and the embeddings."""
+    index = Index.restore(str(path), view=False)
+    if index is None:
+        raise BundleError(f"{path} is not a usearch index")
+    if index.ndim != dim:
+        raise BundleError(f"{path}: index has {index.ndim} dimensions, the embeddings {dim}")
+    if len(index) != n_items:
+        raise BundleError(f"{path}: index holds {len(index)} vectors for {n_items} items")
+    metric = str(spec.get("metric", "ip")).lower()
+    actual = str(getattr(index.metric, "name", index.metric)).lower()
+    if actual != metric:
+        raise BundleError(f"{path}: index metric is {actual}, the manifest says {metric}")
+    if "expansion_search" in spec:
+        setattr(index, "expansion_search", int(spec["expansion_search"]))  # noqa: B010 - a setter mypy cannot see
+    return index
+
+
 def load_artifacts(bundle_dir: Path, manifest: dict[str, Any]) -> Artifacts:
     """The serving artifacts of a written bundle (for evaluation and tools)."""
 
@@ -92,8 +111,8 @@ def load_artifacts(bundle_dir: Path, manifest: dict[str, Any]) -> Artifacts:
         npy("item_first_ts.npy"),
         npy("item_primary_genre.npy"),
     )
-    index = Index.restore(str(bundle_dir / "index.usearch"))
-    index.expansion_search = int(manifest["index"]["expansion_search"])
+    emb = tables.emb
+    index = restore_index(bundle_dir / "index.usearch", manifest["index"], emb.shape[1], emb.shape[0])
     lists = json.loads((bundle_dir / "popularity.json").read_text())["lists"]
     return Artifacts(
         tables,

@@ -200,16 +200,16 @@ def load_interactions(
         ts.append(stamp)
     if not u:
         raise DataError(f"{path}: no interactions")
-    user = np.array(u, dtype=np.int64)
-    item = np.array(it, dtype=np.int64)
+    user_arr = np.array(u, dtype=np.int64)
+    item_arr = np.array(it, dtype=np.int64)
     value_arr = np.array(val, dtype=np.float64)
     ts_arr = np.array(ts, dtype=np.float64)
     # Sort by (user, timestamp, item id) - the protocol's tie-break is the item id.
-    item_key = np.array(catalog.item_ids, dtype=object)[item]
+    item_key = np.array(catalog.item_ids, dtype=object)[item_arr]
     order = sorted(range(len(u)), key=lambda k: (u[k], ts[k], item_key[k]))
     o = np.array(order, dtype=np.int64)
     positive = value_arr >= 1.0 if is_label else value_arr >= positive_threshold
-    return Interactions(list(users), user[o], item[o], value_arr[o], positive[o], ts_arr[o])
+    return Interactions(list(users), user_arr[o], item_arr[o], value_arr[o], positive[o], ts_arr[o])
 
 
 def load_generic(interactions: Path, items: Path, *, positive_threshold: float = 4.0) -> Dataset:

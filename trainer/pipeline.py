@@ -29,9 +29,10 @@ from trainer.evaluate import evaluate
 from trainer.features import context_vector, feature_names, schema_hash
 from trainer.metrics import grouped_ndcg
 from trainer.popularity import SURFACES
+from trainer.ranker_io import onnx_scores, ranker_session
 from trainer.rows import Rows, build_rows, history_features, user_slices
 from trainer.split import Split, protocol_split, tail_split
-from trainer.student import Mlp, StudentConfig, onnx_scores, session, train_student, write_quantized
+from trainer.student import Mlp, StudentConfig, train_student, write_quantized
 from trainer.teacher import TeacherConfig, save_teacher, teacher_scores, train_teacher
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _golden(
     data: Interactions, artifacts: Artifacts, sess_path: Path, item_ids: list[str], config: TrainConfig
 ) -> list[dict[str, Any]]:
     """A few requests with the scores the student gives them, for the node to check."""
-    sess = session(sess_path)
+    sess = ranker_session(sess_path)
     assembler = artifacts.items.assembler()
     gen = artifacts.generator()
     slices = user_slices(data)
@@ -169,19 +170,20 @@ def train(
     }
     with bundle_io.stage_bundle(bundle_root, manifest) as st:
         write_quantized(mlp, len(names), st.file("ranker.onnx"))
-        student = session(st.file("ranker.onnx"))
+        student = ranker_session(st.file("ranker.onnx"))
         nd_t = grouped_ndcg(
             teacher_scores(booster, valid_rows.x), valid_rows.y, valid_rows.groups, valid_rows.n_positives
         )
         nd_s = grouped_ndcg(onnx_scores(student, valid_rows.x), valid_rows.y, valid_rows.groups, valid_rows.n_positives)
-        gate = {
+        teacher_ndcg, student_ndcg = float(nd_t.mean()), float(nd_s.mean())
+        gate: dict[str, Any] = {
             "name": "student_vs_teacher_ndcg@10",
-            "teacher": float(nd_t.mean()),
-            "student": float(nd_s.mean()),
+            "teacher": teacher_ndcg,
+            "student": student_ndcg,
             "max_drop": config.student_gate,
             "users": len(valid_rows.users),
+            "passed": student_ndcg >= (1.0 - config.student_gate) * teacher_ndcg,
         }
-        gate["passed"] = gate["student"] >= (1.0 - config.student_gate) * gate["teacher"]
         log.info("gate %s", gate)
         if not gate["passed"]:
             raise GateFailed(

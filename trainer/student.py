@@ -19,15 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from tqdm import trange
 
+from trainer.ranker_io import INPUT, OUTPUT
 from trainer.rows import Rows
 
-INPUT = "features"
-OUTPUT = "score"
 OPSET = 17
 IR_VERSION = 9
 
@@ -105,10 +103,7 @@ def train_student(
     target = _softmax(ts / config.temperature, mask)
 
     sizes = [rows.x.shape[1], *config.hidden, 1]
-    ws = [
-        (rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32)
-        for a, b in itertools.pairwise(sizes)
-    ]
+    ws = [(rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32) for a, b in itertools.pairwise(sizes)]
     bs = [np.zeros(b, np.float32) for b in sizes[1:]]
     params = ws + bs
     m = [np.zeros_like(p) for p in params]
@@ -200,16 +195,3 @@ def write_quantized(mlp: Mlp, n_features: int, path: Path) -> None:
         onnx.save(to_onnx(mlp, n_features), fp32)
         # Per-channel scales: one outlier column must not flatten the others.
         quantize_dynamic(fp32, path, weight_type=QuantType.QInt8, per_channel=True)
-
-
-def session(path: Path) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_scores(sess: ort.InferenceSession, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    parts = [sess.run([OUTPUT], {INPUT: x[i : i + chunk]})[0] for i in range(0, len(x), chunk)]
-    return np.concatenate(parts).astype(np.float32) if parts else np.empty(0, np.float32)

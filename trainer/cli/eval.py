@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from trainer.cli.data_options import load_dataset
     from trainer.cli.report import metrics_table
     from trainer.evaluate import evaluate
+    from trainer.ranker_io import onnx_scores, ranker_session
     from trainer.split import protocol_split
-    from trainer.student import onnx_scores, session
     from trainer.teacher import load_teacher, teacher_scores
 
     logging.basicConfig(level=logging.WARNING)
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if list(dataset.catalog.item_ids) != np.load(bundle_dir / "item_ids.npy").tolist():
         raise bundle_io.BundleError(f"{bundle_dir} was trained on another catalog than the data given")
     booster = load_teacher(bundle_dir / "teacher.lgb.txt")
-    student = session(bundle_dir / "ranker.onnx")
+    student = ranker_session(bundle_dir / "ranker.onnx")
     pool = int(manifest.get("training", {}).get("config", {}).get("pool_size", 500))
     result = evaluate(
         artifacts,
