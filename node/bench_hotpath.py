@@ -78,17 +78,17 @@ def run(cfg: HotpathBench) -> dict[str, Any]:
     table_args = (t["item_dense"], t["item_emb"], t["item_genre"], t["item_first_ts"])
     rng = np.random.default_rng(cfg.seed + 1)
     model_scores = rng.random(cfg.candidates, dtype=np.float32)
-    user: tuple[Any, ...] = inp["user"]
+    dense, emb, genre, last_ts, now_ts, context = inp["user"]
 
     def rust() -> np.ndarray:
         pool, _, _ = blender.blend(inp["sources"], inp["exclude"], cfg.candidates)
-        x = assembler.assemble(*user, pool)
+        x = assembler.assemble(dense, emb, genre, last_ts, now_ts, context, pool)
         order, _ = reranker.rerank(pool, model_scores[: len(pool)], cfg.results, 3, 0.05, 7)
         return np.asarray(x[order, 0])
 
     def numpy() -> np.ndarray:
         pool, _, _ = reference.blend(inp["sources"], inp["exclude"], cfg.candidates)
-        x = reference.assemble(*table_args, *user, pool)
+        x = reference.assemble(*table_args, dense, emb, genre, last_ts, now_ts, context, pool)
         order, _ = reference.rerank(inp["primary"], pool, model_scores[: len(pool)], cfg.results, 3, 0.05, 7)
         return np.asarray(x[order, 0])
 
