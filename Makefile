@@ -18,10 +18,9 @@ DEPS_STAMP := $(VENV)/.edgerank-deps.stamp
 BUILD_STAMP := $(VENV)/.edgerank-build.stamp
 RUST_SOURCES := $(shell find hotpath -path hotpath/target -prune -o \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) -print)
 
-# mypy runs on what passes today; add node and trainer once they do.
-MYPY_PATHS ?= hotpath replicator tests/conftest.py tests/servers.py tests/integration tests/deploy
+MYPY_PATHS ?= hotpath node trainer replicator tests/conftest.py tests/servers.py tests/integration tests/deploy
 # Files kept ruff-formatted; the rest of the tree gets `ruff check` only.
-FORMATTED ?= tests/conftest.py tests/servers.py tests/integration tests/deploy
+FORMATTED ?= hotpath node trainer proto tests/conftest.py tests/servers.py tests/integration tests/deploy tests/node tests/hotpath
 
 .PHONY: help
 help: ## Show this help
@@ -62,6 +61,7 @@ lint: install ## ruff, mypy, cargo fmt --check, clippy -D warnings
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check $(FORMATTED)
 	$(BIN)/mypy $(MYPY_PATHS)
+	$(BIN)/python -m mypy.stubtest hotpath._native
 	cd hotpath && cargo fmt --all --check
 	cd hotpath && cargo clippy --locked --all-targets -- -D warnings
 

@@ -50,9 +50,7 @@ def small_items() -> Items:
     )
 
 
-def user_args(
-    cands: list[int], last_ts: float = 9 * DAY, now: float = 10 * DAY
-) -> tuple:
+def user_args(cands: list[int], last_ts: float = 9 * DAY, now: float = 10 * DAY) -> tuple:
     return (
         np.array([7, 8], f32),
         np.array([1, 2, 3], f32),
@@ -120,9 +118,7 @@ def test_item_table_is_copied() -> None:
     np.testing.assert_array_equal(assembler.assemble(*user_args([0, 1, 2])), before)
 
 
-def test_matches_reference_on_random_inputs(
-    rng: np.random.Generator, make_items: Callable[..., ItemTable]
-) -> None:
+def test_matches_reference_on_random_inputs(rng: np.random.Generator, make_items: Callable[..., ItemTable]) -> None:
     for _ in range(20):
         items = make_items(rng, n_items=int(rng.integers(1, 300)))
         assembler = Assembler(*items)
@@ -210,9 +206,7 @@ def test_wrong_dimensions_raise_shape_error(small: Assembler) -> None:
         (6, [0, 1]),
     ],
 )
-def test_wrong_dtype_raises_layout_error(
-    small: Assembler, index: int, bad: object
-) -> None:
+def test_wrong_dtype_raises_layout_error(small: Assembler, index: int, bad: object) -> None:
     args = list(user_args([0]))
     args[index] = bad
     with pytest.raises(LayoutError):
@@ -222,9 +216,7 @@ def test_wrong_dtype_raises_layout_error(
 def test_wrong_table_dtype_raises_layout_error() -> None:
     items = small_items()
     items.first_ts = items.first_ts.astype(f32)
-    with pytest.raises(
-        TypeError, match="item_first_ts: expected dtype float64, got float32"
-    ):
+    with pytest.raises(TypeError, match="item_first_ts: expected dtype float64, got float32"):
         Assembler(*items.args())
 
 

@@ -11,9 +11,7 @@ u32 = np.uint32
 f32 = np.float32
 
 
-def src(
-    items: list[int], scores: list[float], quota: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+def src(items: list[int], scores: list[float], quota: int) -> tuple[np.ndarray, np.ndarray, int]:
     return (np.array(items, u32), np.array(scores, f32), quota)
 
 
@@ -21,9 +19,7 @@ def none() -> np.ndarray:
     return np.array([], u32)
 
 
-def check(
-    got: tuple[np.ndarray, ...], items: list[int], source: list[int], score: list[float]
-) -> None:
+def check(got: tuple[np.ndarray, ...], items: list[int], source: list[int], score: list[float]) -> None:
     assert [a.dtype for a in got] == [np.uint32, np.uint8, np.float32]
     assert got[0].tolist() == items
     assert got[1].tolist() == source

@@ -35,9 +35,7 @@ def no_forced_switches() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
-def timed_calls(
-    call: Callable[[], object], barrier: threading.Barrier, out: list[Interval]
-) -> None:
+def timed_calls(call: Callable[[], object], barrier: threading.Barrier, out: list[Interval]) -> None:
     barrier.wait()
     for _ in range(CALLS_PER_THREAD):
         start = time.perf_counter()
@@ -70,10 +68,7 @@ def test_assemble_calls_from_two_threads_overlap(
     for _ in range(ROUNDS):
         barrier = threading.Barrier(2)
         intervals: tuple[list[Interval], list[Interval]] = ([], [])
-        threads = [
-            threading.Thread(target=timed_calls, args=(call, barrier, out))
-            for out in intervals
-        ]
+        threads = [threading.Thread(target=timed_calls, args=(call, barrier, out)) for out in intervals]
         for t in threads:
             t.start()
         for t in threads:
@@ -81,6 +76,4 @@ def test_assemble_calls_from_two_threads_overlap(
         assert all(len(out) == CALLS_PER_THREAD for out in intervals)
         if overlap(*intervals):
             return
-    pytest.fail(
-        f"no two assemble calls overlapped in {ROUNDS} rounds: the GIL seems held"
-    )
+    pytest.fail(f"no two assemble calls overlapped in {ROUNDS} rounds: the GIL seems held")

@@ -25,9 +25,7 @@ def params(fn: ast.FunctionDef) -> list[str]:
 
 def test_module_names_match() -> None:
     stubbed = set(CLASSES) | {
-        t.target.id
-        for t in STUB.body
-        if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)
+        t.target.id for t in STUB.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)
     }
     assert stubbed == public(dir(_native)) | {"__version__"}
     assert set(hotpath.__all__) == stubbed
@@ -44,14 +42,9 @@ def test_class_signatures_match(name: str) -> None:
         if attr.startswith("_"):
             continue
         if isinstance(member, property) or inspect.isdatadescriptor(member):
-            assert any(
-                isinstance(d, ast.Name) and d.id == "property"
-                for d in fn.decorator_list
-            )
+            assert any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list)
         else:
-            runtime_params = [
-                p for p in inspect.signature(member).parameters if p != "self"
-            ]
+            runtime_params = [p for p in inspect.signature(member).parameters if p != "self"]
             assert params(fn) == runtime_params, attr
 
 

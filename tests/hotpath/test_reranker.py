@@ -51,9 +51,7 @@ def test_non_positive_cap_means_no_cap(reranker: Reranker) -> None:
 
 
 def test_positions_index_the_inputs(reranker: Reranker) -> None:
-    pos, _ = reranker.rerank(
-        np.array([4, 4, 0], u32), np.array([1, 3, 2], f32), 3, 0, 0.0, 0
-    )
+    pos, _ = reranker.rerank(np.array([4, 4, 0], u32), np.array([1, 3, 2], f32), 3, 0, 0.0, 0)
     assert pos.tolist() == [1, 2, 0]
 
 
