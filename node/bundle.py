@@ -191,9 +191,9 @@ class LoadedBundle:
         """Nearest items to ``vector``: (item indices u32, scores f32 = 1 - distance)."""
         return self.candidates.search(vector, k)
 
-    def score(self, matrix: np.ndarray) -> np.ndarray:
-        """The ranker's scores for a feature matrix f32 [N, F] -> f32 [N]."""
-        (out,) = self.session.run(["score"], {"features": matrix})
+    def score(self, matrix: np.ndarray, run_options: ort.RunOptions | None = None) -> np.ndarray:
+        """The ranker's scores for a feature matrix f32 [N, F] -> f32 [N]; ``run_options`` can cancel it."""
+        (out,) = self.session.run(["score"], {"features": matrix}, run_options)
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     def warm_up(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from node import metrics
 from node.errors import DeadlineExceeded, InvalidArgument, NotReady
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,15 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                return behavior(request, context)
+                response = behavior(request, context)
             except Exception as error:
                 code, message = status_for(error)
                 if code == grpc.StatusCode.INTERNAL:
                     log.error("%s failed", method, exc_info=error)
+                metrics.RPC_STATUS.labels(method, code.name).inc()
                 context.abort(code, message)
+            metrics.RPC_STATUS.labels(method, grpc.StatusCode.OK.name).inc()
+            return response
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,

@@ -16,15 +16,18 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from node.bundle import LoadedBundle, rank_scores
 from node.bundle_holder import BundleHolder
-from node.feature_store import EmbeddedFeatureStore, FeatureStore, FeatureStoreFactory
+from node.deadline import POPULARITY_RESERVE_S, SAFETY, Deadline, StageCosts, Watchdog
+from node.errors import DeadlineExceeded
+from node.feature_store import EmbeddedFeatureStore, FeatureStore, FeatureStoreFactory, StaleFeatures
 from node.settings import Settings
 from node.types import (
     FeatureSnapshot,
@@ -47,6 +50,17 @@ _SOURCE_CODES = np.array([int(s) for s in SOURCES], dtype=np.uint8)
 _EMPTY_U32 = np.empty(0, np.uint32)
 _EMPTY_F32 = np.empty(0, np.float32)
 _STORES_KEPT = 4
+# Try a ranker that was too slow again after this long (the watchdog bounds the try).
+PROBE_INTERVAL_S = 1.0
+
+
+def _drill_delay(seconds: float, run_options: Any) -> None:
+    """A slow ranker for drills: waits, but gives up when the watchdog cancels the run."""
+    end = time.perf_counter() + seconds
+    while (left := end - time.perf_counter()) > 0:
+        if run_options.terminate:
+            raise TimeoutError("drill: ranker delay cancelled by the watchdog")
+        time.sleep(min(left, 0.0005))
 
 
 class StageTimer:
@@ -97,6 +111,10 @@ class RankingPipeline:
             session_neighbours=settings.session_k,
         )
         self.holder = holder
+        self.costs = StageCosts()
+        self.watchdog = Watchdog()
+        self.on_fallback: Callable[[str], None] | None = None
+        self._last_score_attempt = 0.0
         self._factory = feature_store_factory
         self._stores: dict[int, tuple[LoadedBundle, FeatureStore, FeatureStore]] = {}
         self._stores_lock = threading.Lock()
@@ -127,6 +145,12 @@ class RankingPipeline:
         """Rank for ``query`` from one bundle (the holder's current one by default)."""
         bundle = bundle if bundle is not None else self.holder.snapshot()
         timer = StageTimer()
+        budget = query.budget_s if query.budget_s is not None else self.settings.budget_ms / 1000.0
+        deadline = Deadline(budget, start=timer.start)
+        if deadline.remaining() < POPULARITY_RESERVE_S:
+            raise DeadlineExceeded(
+                f"deadline of {budget * 1e3:.2f} ms is too short to answer (needs {POPULARITY_RESERVE_S * 1e3} ms)"
+            )
         now = query.now_ts if query.now_ts is not None else time.time()
         exclude = self._exclude_indices(bundle, query.exclude_item_ids)
 
@@ -134,54 +158,47 @@ class RankingPipeline:
         with timer("features"):
             online, batch = self._stores_for(bundle)
             try:
-                user = online.get(query.user_id)
+                user = online.get(query.user_id, query.session_id) if query.session_id else online.get(query.user_id)
+            except StaleFeatures as stale:
+                # The online store is slow or down and said so fast: its cache, else the batch features.
+                self._fallback("feature_store")
+                served_by = ServedBy.STALE_FEATURES
+                user = stale.state if stale.state is not None else batch.get(query.user_id)
             except Exception:
-                log.warning(
-                    "feature store failed for user %r; using batch features",
-                    query.user_id,
-                    exc_info=True,
-                )
+                log.warning("feature store failed for user %r; using batch features", query.user_id, exc_info=True)
+                self._fallback("feature_store")
                 served_by = ServedBy.STALE_FEATURES
                 user = batch.get(query.user_id)
         if user is None:
             return self._popularity(bundle, query, exclude, timer, None)
 
+        if not deadline.fits(self.costs.estimate("retrieve") + self.costs.estimate("blend")):
+            self._fallback("budget_retrieval")
+            return self._popularity(bundle, query, exclude, timer, user)
         try:
-            with timer("retrieve"):
+            with self._stage(timer, "retrieve"):
+                if self.settings.drill_index_down:
+                    raise RuntimeError("drill: the index is down (drill_index_down)")
                 sources = self._retrieve(bundle, user, query.pool_size, len(exclude))
         except Exception:
             log.warning("retrieval failed; serving popularity", exc_info=True)
+            self._fallback("retrieval")
             return self._popularity(bundle, query, exclude, timer, user)
 
-        with timer("blend"):
+        with self._stage(timer, "blend"):
             cand = self._blend(bundle, sources, user, exclude, query.pool_size)
         if len(cand.items) == 0:
             return self._popularity(bundle, query, exclude, timer, user)
 
-        matrix: np.ndarray | None = None
-        try:
-            with timer("assemble"):
-                context = feature_defs.context_vector(now)
-                matrix = bundle.assembler.assemble(
-                    user.dense,
-                    user.embedding,
-                    user.genre,
-                    user.last_ts,
-                    now,
-                    context,
-                    cand.items,
-                )
-            with timer("score"):
-                scores = bundle.score(matrix)
-                if scores.shape != cand.items.shape:
-                    raise ValueError(f"ranker returned {scores.shape} scores for {cand.items.shape} candidates")
-        except Exception:
-            log.warning("scoring failed; serving retrieval order", exc_info=True)
+        scored, matrix = self._score(bundle, user, cand, now, deadline, timer)
+        if scored is None:
             served_by = ServedBy.RETRIEVAL_ORDER
             # Blend order, expressed as descending scores for the re-ranker.
             scores = rank_scores(len(cand.items))
+        else:
+            scores = scored
 
-        with timer("rerank"):
+        with self._stage(timer, "rerank"):
             epsilon = self.settings.epsilon if served_by != ServedBy.RETRIEVAL_ORDER else 0.0
             positions, explored = self._rerank(bundle, cand.items, scores, query, now, epsilon)
         shown = scores if served_by != ServedBy.RETRIEVAL_ORDER else cand.scores
@@ -198,6 +215,65 @@ class RankingPipeline:
             source_codes,
             snapshot,
         )
+
+    def _score(
+        self,
+        bundle: LoadedBundle,
+        user: UserState,
+        cand: _Candidates,
+        now: float,
+        deadline: Deadline,
+        timer: StageTimer,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(scores, feature matrix); scores are None when the ranker does not fit the budget, overruns it, or
+        fails, and the matrix is None when it was not assembled."""
+        estimate = self.costs.estimate("assemble") + self.costs.estimate("score")
+        reserve = POPULARITY_RESERVE_S + SAFETY * self.costs.estimate("rerank")
+        probe_due = time.monotonic() - self._last_score_attempt >= PROBE_INTERVAL_S
+        if not deadline.fits(estimate, reserve) and not probe_due:
+            self._fallback("budget_ranker")
+            return None, None
+        self._last_score_attempt = time.monotonic()
+        run_options = self.watchdog.guard(deadline.end - reserve)
+        started = time.perf_counter()
+        matrix: np.ndarray | None = None
+        try:
+            with self._stage(timer, "assemble"):
+                context = feature_defs.context_vector(now)
+                matrix = bundle.assembler.assemble(
+                    user.dense, user.embedding, user.genre, user.last_ts, now, context, cand.items
+                )
+            started = time.perf_counter()
+            with timer("score"):
+                if self.settings.drill_ranker_delay_ms > 0:
+                    _drill_delay(self.settings.drill_ranker_delay_ms / 1000.0, run_options)
+                scores = bundle.score(matrix, run_options)
+            self.costs.observe("score", time.perf_counter() - started)
+            if scores.shape != cand.items.shape:
+                raise ValueError(f"ranker returned {scores.shape} scores for {cand.items.shape} candidates")
+        except Exception as error:
+            if run_options.terminate:
+                # Cancelled by the watchdog: the ranker costs at least what it ran.
+                self.costs.observe("score", max(self.costs.estimate("score"), time.perf_counter() - started))
+                log.warning("ranker overran its budget; serving retrieval order")
+                self._fallback("ranker_timeout")
+            else:
+                log.warning("scoring failed; serving retrieval order", exc_info=error)
+                self._fallback("ranker_error")
+            return None, matrix
+        return scores, matrix
+
+    @contextmanager
+    def _stage(self, timer: StageTimer, stage: str) -> Iterator[None]:
+        """Time a stage for the response and for the stage's cost estimate."""
+        t0 = time.perf_counter()
+        with timer(stage):
+            yield
+        self.costs.observe(stage, time.perf_counter() - t0)
+
+    def _fallback(self, reason: str) -> None:
+        if self.on_fallback is not None:
+            self.on_fallback(reason)
 
     # -- stages ------------------------------------------------------------------
     def _exclude_indices(self, bundle: LoadedBundle, ids: tuple[str, ...]) -> np.ndarray:

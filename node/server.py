@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from node import metrics
 from node.bundle import LoadedBundle
 from node.bundle_holder import BundleHolder
 from node.feature_store import EmbeddedFeatureStore, FeatureStoreFactory
@@ -49,6 +50,7 @@ class Node:
         self.settings = settings
         self.holder = holder or BundleHolder()
         self.pipeline = RankingPipeline(settings, self.holder, feature_store_factory)
+        self.pipeline.on_fallback = lambda reason: metrics.FALLBACKS.labels(reason).inc()
         self.health = health.HealthServicer()
         self._server: grpc.Server | None = None
         self._port: int | None = None
@@ -91,6 +93,9 @@ class Node:
             raise OSError(f"cannot bind {s.host}:{s.port}")
         server.start()
         self._server, self._port = server, port
+        if s.metrics_port:
+            metrics.serve(s.metrics_port, s.host)
+            log.info("metrics on http://%s:%d/metrics", s.host, s.metrics_port)
         log.info("listening on %s:%d (not serving until a bundle is warm)", s.host, port)
         if load:
             self.load_bundle()
@@ -111,6 +116,7 @@ class Node:
             except Exception as e:
                 raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
             old = self.holder.swap(bundle)
+            metrics.set_bundle(self.settings.region, bundle.version, bundle.model_version)
             self._set_health(True)
             log.info(
                 "serving bundle %s (was %s)",

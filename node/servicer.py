@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 
-from node import convert, validation
+from node import convert, metrics, validation
 from node.bundle_holder import BundleHolder
+from node.deadline import request_budget
 from node.gen.edgerank.v1 import (
     events_pb2,
     events_pb2_grpc,
@@ -23,7 +26,10 @@ class RankerServicer(ranker_pb2_grpc.RankerServicer):
     def Rank(self, request: ranker_pb2.RankRequest, context: grpc.ServicerContext) -> ranker_pb2.RankResponse:
         bundle = self.holder.snapshot()
         query = validation.rank_query(request, self.settings, bundle.surfaces)
-        return convert.rank_response(self.pipeline.rank(query, bundle))
+        budget = request_budget(context.time_remaining(), self.settings.budget_ms)
+        result = self.pipeline.rank(dataclasses.replace(query, budget_s=budget), bundle)
+        metrics.observe_rank(result)
+        return convert.rank_response(result)
 
 
 class EventsServicer(events_pb2_grpc.EventsServicer):

@@ -55,6 +55,33 @@ class Settings:
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish on a graceful stop.
     grace_s: float = 5.0
+    # Port of the Prometheus /metrics endpoint; 0 = no endpoint.
+    metrics_port: int = 0
+    # Drills (tests and game days): slow the ranker by this many ms per request,
+    # or make the ANN index fail. Both off in production.
+    drill_ranker_delay_ms: float = 0.0
+    drill_index_down: bool = False
+
+    # Online features and the feedback loop (issue 3). Empty URLs: the embedded
+    # feature store, and events and exposures are validated but not streamed.
+    redis_url: str = ""
+    nats_url: str = ""
+    # The feature stage's Redis budget: a read slower than this serves STALE_FEATURES.
+    redis_timeout_ms: float = 5.0
+    # After a Redis failure, serve from the local cache for this long before trying again.
+    redis_retry_ms: float = 250.0
+    # The local stale-while-revalidate cache: users kept, and how old an entry may be served.
+    feature_cache_size: int = 100_000
+    feature_cache_max_age_s: float = 3600.0
+    # Accepted events and exposures wait here (append-only, fsync per batch) while NATS is down.
+    spool_dir: Path = Path("spool")
+    nats_timeout_ms: float = 1000.0
+    exposure_queue: int = 10_000
+    # The feature updater: interactions kept per user, session lifetime, ack wait, batch size.
+    history_max: int = 500
+    session_ttl_s: float = 1800.0
+    updater_ack_wait_s: float = 10.0
+    updater_batch: int = 256
 
     @classmethod
     def load(
@@ -110,6 +137,20 @@ class Settings:
             need(getattr(self, name) >= 0, name, "must not be negative")
         need(self.budget_ms > 0, "budget_ms", "must be positive")
         need(self.grace_s >= 0, "grace_s", "must not be negative")
+        for name in ("redis_timeout_ms", "redis_retry_ms", "feature_cache_max_age_s", "nats_timeout_ms"):
+            need(getattr(self, name) > 0, name, "must be positive")
+        for name in ("session_ttl_s", "updater_ack_wait_s"):
+            need(getattr(self, name) >= 1, name, "must be at least 1 second")
+        for name in ("feature_cache_size", "exposure_queue", "history_max", "updater_batch"):
+            need(getattr(self, name) >= 1, name, "must be at least 1")
+        for name in ("redis_url", "nats_url"):
+            url = getattr(self, name)
+            scheme = "redis" if name == "redis_url" else "nats"
+            need(
+                not url or url.split("://", 1)[0] in (scheme, scheme + "s", "unix"), name, f"must be a {scheme}:// URL"
+            )
+        need(0 <= self.metrics_port <= 65535, "metrics_port", "must be in [0, 65535]")
+        need(self.drill_ranker_delay_ms >= 0, "drill_ranker_delay_ms", "must not be negative")
         need(
             self.default_pool_size <= self.max_pool_size,
             "default_pool_size",
@@ -131,7 +172,11 @@ class Settings:
 
 
 def _parse(name: str, kind: Any, raw: Any) -> Any:
-    kind = {"Path": Path, "str": str, "int": int, "float": float}.get(kind, kind) if isinstance(kind, str) else kind
+    kind = (
+        {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}.get(kind, kind)
+        if isinstance(kind, str)
+        else kind
+    )
     if kind is Path:
         return Path(raw)
     if kind is str:
@@ -151,4 +196,13 @@ def _parse(name: str, kind: Any, raw: Any) -> Any:
         if not math.isfinite(value):
             raise SettingsError(f"{name}: not a finite number: {raw!r}")
         return value
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name}: not a boolean (true/false): {raw!r}")
     raise SettingsError(f"{name}: unsupported setting type {kind!r}")

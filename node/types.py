@@ -41,6 +41,8 @@ class RankQuery:
     exclude_item_ids: tuple[str, ...] = ()
     request_id: str = ""
     session_id: str = ""
+    # Seconds this request may take (its gRPC deadline capped at the node's budget); None = the node's budget.
+    budget_s: float | None = None
 
 
 @dataclass(frozen=True)
