@@ -2,9 +2,9 @@
 
 A :class:`FeatureStore` is made per bundle (``factory(bundle)``): the values
 it returns must match that bundle's feature schema and embedding space. The
-embedded store serves the bundle's own batch user features. An online store
-(Redis, a later issue) will implement the same protocol and check each value's
-schema hash against ``bundle.manifest["feature_schema_hash"]``.
+embedded store serves the bundle's own batch user features. The online store
+(Redis, :mod:`node.online_store`) implements the same protocol and checks each
+value's schema hash and embedding space against the bundle's.
 """
 
 from __future__ import annotations
@@ -19,8 +19,24 @@ from trainer import features as feature_defs
 
 class FeatureStore(Protocol):
     def get(self, user_id: str) -> UserState | None:
-        """The user's state, or None for a user the store does not know. May raise."""
+        """The user's state, or None for a user the store does not know. May raise.
+
+        A store that also keeps session features takes ``get(user_id, session_id)``;
+        the pipeline passes a session id only when the request has one.
+        """
         ...
+
+
+class StaleFeatures(Exception):
+    """The online store cannot answer fresh within its budget; ``state`` is its best stale answer.
+
+    ``state`` is None when the store has nothing usable: the pipeline then uses
+    the bundle's batch features. Either way the response is STALE_FEATURES.
+    """
+
+    def __init__(self, reason: str, state: UserState | None = None):
+        super().__init__(reason)
+        self.state = state
 
 
 FeatureStoreFactory = Callable[[LoadedBundle], FeatureStore]
@@ -33,7 +49,7 @@ class EmbeddedFeatureStore:
         self._bundle = bundle
         self._genre_start = len(feature_defs.USER_SCALARS)
 
-    def get(self, user_id: str) -> UserState | None:
+    def get(self, user_id: str, session_id: str = "") -> UserState | None:
         b = self._bundle
         row = b.user_index.get(user_id)
         if row is None:

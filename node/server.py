@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from types import FrameType
@@ -16,8 +17,9 @@ from grpc_reflection.v1alpha import reflection
 
 from node import metrics
 from node.bundle import LoadedBundle
-from node.bundle_holder import BundleHolder
+from node.bundle_holder import BundleHolder, Routing
 from node.feature_store import EmbeddedFeatureStore, FeatureStoreFactory
+from node.feedback import Feedback
 from node.gen.edgerank.v1 import (
     events_pb2,
     events_pb2_grpc,
@@ -25,9 +27,11 @@ from node.gen.edgerank.v1 import (
     ranker_pb2_grpc,
 )
 from node.interceptor import ErrorInterceptor
+from node.online_store import redis_store_factory
 from node.pipeline import RankingPipeline
 from node.servicer import EventsServicer, RankerServicer
 from node.settings import Settings
+from node.shadow import ShadowScorer
 from trainer.bundle import BundleError
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,12 @@ class Node:
     ):
         self.settings = settings
         self.holder = holder or BundleHolder()
+        self._close_redis: Callable[[], None] | None = None
+        if settings.redis_url and feature_store_factory is EmbeddedFeatureStore:
+            feature_store_factory, self._close_redis = redis_store_factory(settings)
+        self.feedback: Feedback | None = None
         self.pipeline = RankingPipeline(settings, self.holder, feature_store_factory)
+        self.shadow = ShadowScorer(self.pipeline, self.holder)
         self.pipeline.on_fallback = lambda reason: metrics.FALLBACKS.labels(reason).inc()
         self.health = health.HealthServicer()
         self._server: grpc.Server | None = None
@@ -73,10 +82,14 @@ class Node:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="rank"),
             interceptors=[ErrorInterceptor()],
-            options=[("grpc.so_reuseport", 0)],
+            # Several processes may share the port (``processes`` > 1); one alone keeps it to itself.
+            options=[("grpc.so_reuseport", 1 if s.processes > 1 else 0)],
         )
-        ranker_pb2_grpc.add_RankerServicer_to_server(RankerServicer(s, self.holder, self.pipeline), server)
-        events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(s), server)
+        self.feedback = Feedback.from_settings(s)
+        exposures = self.feedback.exposures if self.feedback else None
+        ranker = RankerServicer(s, self.holder, self.pipeline, self.shadow, exposures)
+        ranker_pb2_grpc.add_RankerServicer_to_server(ranker, server)
+        events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(s, self.feedback and self.feedback.events), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         self._set_health(False)
         reflection.enable_server_reflection(
@@ -107,14 +120,7 @@ class Node:
         On any failure raises BundleError and keeps serving what it served.
         """
         with self._load_lock:
-            bundle = LoadedBundle.load(path or self.settings.bundle_dir)
-            try:
-                bundle.warm_up()
-                self.pipeline.warm_up(bundle)
-            except BundleError:
-                raise
-            except Exception as e:
-                raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
+            bundle = self.prepare_bundle(path or self.settings.bundle_dir)
             old = self.holder.swap(bundle)
             metrics.set_bundle(self.settings.region, bundle.version, bundle.model_version)
             self._set_health(True)
@@ -124,6 +130,26 @@ class Node:
                 old.version if old else None,
             )
             return bundle
+
+    def prepare_bundle(self, path: Path) -> LoadedBundle:
+        """Load, verify and warm a bundle without serving it (raises BundleError on any failure)."""
+        bundle = LoadedBundle.load(path)
+        try:
+            bundle.warm_up()
+            self.pipeline.warm_up(bundle)
+        except BundleError:
+            raise
+        except Exception as e:
+            raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
+        return bundle
+
+    def serve_routing(self, routing: Routing) -> None:
+        """Swap in a prepared champion (with canary and shadow) as one reference."""
+        old = self.holder.set_routing(routing)
+        metrics.set_bundle(self.settings.region, routing.champion.version, routing.champion.model_version)
+        self._set_health(True)
+        if old is not routing.champion:
+            log.info("serving bundle %s (was %s)", routing.champion.version, old.version if old else None)
 
     def _set_health(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -136,6 +162,10 @@ class Node:
             return
         self._set_health(False)
         self._server.stop(self.settings.grace_s if grace is None else grace).wait()
+        if self.feedback is not None:
+            self.feedback.close()
+        if self._close_redis is not None:
+            self._close_redis()
         self._stopped.set()
         log.info("stopped")
 

@@ -30,8 +30,10 @@ class Settings:
     host: str = "127.0.0.1"
     # 0 binds a free port.
     port: int = 50051
-    # gRPC thread-pool size.
+    # gRPC thread-pool size (per server process).
     workers: int = 8
+    # Server processes sharing the port (SO_REUSEPORT); about one per core (README, "Sizing a node").
+    processes: int = 1
     # The node's latency budget per request, ms (the ladder's deadline cap).
     budget_ms: float = 50.0
     default_pool_size: int = 500
@@ -52,6 +54,14 @@ class Settings:
     # Neighbours of the user's latest item retrieved for session continuation.
     session_k: int = 50
     region: str = "local"
+    # Replication (replicator/, which uses nats_url below, nats://127.0.0.1:4222 when
+    # empty): the hub's JetStream domain, the public key bundles must be signed
+    # by, the trainer's private key.
+    hub_domain: str = "hub"
+    trusted_key: str = ""
+    signing_key: str = ""
+    # Verified bundle versions a region keeps on disk besides those assigned.
+    keep_versions: int = 3
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish on a graceful stop.
     grace_s: float = 5.0
@@ -126,6 +136,7 @@ class Settings:
         need(0 <= self.port <= 65535, "port", "must be in [0, 65535]")
         for name in (
             "workers",
+            "processes",
             "default_pool_size",
             "max_pool_size",
             "max_num_results",
@@ -133,7 +144,7 @@ class Settings:
             "max_events",
         ):
             need(getattr(self, name) >= 1, name, "must be at least 1")
-        for name in ("max_exclude_ids", "max_per_genre", "session_k"):
+        for name in ("max_exclude_ids", "max_per_genre", "session_k", "keep_versions"):
             need(getattr(self, name) >= 0, name, "must not be negative")
         need(self.budget_ms > 0, "budget_ms", "must be positive")
         need(self.grace_s >= 0, "grace_s", "must not be negative")

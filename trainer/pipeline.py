@@ -24,8 +24,9 @@ from trainer import bundle as bundle_io
 from trainer.artifacts import Artifacts, IndexConfig, build_artifacts
 from trainer.data import Dataset, Interactions, load_movielens
 from trainer.embeddings import EmbeddingConfig, embedding_space_id, genre_matrix, genre_vocabulary
-from trainer.errors import GateFailed
+from trainer.errors import DataError, GateFailed
 from trainer.evaluate import evaluate
+from trainer.exposures import LoggedRows
 from trainer.features import context_vector, feature_names, schema_hash
 from trainer.metrics import grouped_ndcg
 from trainer.popularity import SURFACES
@@ -126,7 +127,9 @@ def train(
     *,
     parent: str | None = None,
     source: dict[str, Any] | None = None,
+    logged: LoggedRows | None = None,
 ) -> Trained:
+    """``logged``: rank on rows from the exposure log (trainer.exposures) instead of rows built here."""
     config = config or TrainConfig()
     catalog = dataset.catalog
     split: Split = protocol_split(dataset.interactions)
@@ -134,10 +137,15 @@ def train(
     item_genre = genre_matrix(catalog, genres)
     names = feature_names(genres)
 
-    log.info("ranker data: cutting each training user's history for labels")
-    history, labels = tail_split(split.train, config.label_fraction)
-    stage1 = build_artifacts(history, catalog, item_genre, config.embeddings, config.index)
-    rows = build_rows(history, labels, stage1.items, stage1.generator(), config.pool_size, desc="ranker rows")
+    if logged is None:
+        log.info("ranker data: cutting each training user's history for labels")
+        history, labels = tail_split(split.train, config.label_fraction)
+        stage1 = build_artifacts(history, catalog, item_genre, config.embeddings, config.index)
+        rows = build_rows(history, labels, stage1.items, stage1.generator(), config.pool_size, desc="ranker rows")
+    else:
+        rows = logged.rows
+        if rows.x.shape[1] != len(names):
+            raise DataError(f"the exposure log has {rows.x.shape[1]} features, this data's schema {len(names)}")
     fit_rows, valid_rows = _split_users(rows, config.valid_fraction, config.seed)
 
     log.info("teacher: LightGBM on %d rows", len(fit_rows.y))
@@ -153,6 +161,8 @@ def train(
     version = bundle_io.new_version()
     stage2 = build_artifacts(split.train, catalog, item_genre, config.embeddings, config.index)
     space = embedding_space_id(stage2.items.emb)
+    if logged is not None and logged.feature_schema_hash != schema_hash(genres, int(stage2.items.emb.shape[1])):
+        raise DataError(f"the exposure log's feature schema {logged.feature_schema_hash} is not this data's")
     manifest: dict[str, Any] = {
         "version": version,
         "parent": parent,

@@ -134,7 +134,8 @@ def train_student(
             grads_b: list[np.ndarray] = [np.empty(0)] * len(ws)
             for i in reversed(range(len(ws))):
                 a_in = acts[i]
-                grads_w[i] = np.einsum("gnk,gnj->kj", a_in, grad)
+                # One BLAS product over all rows (einsum here would not use BLAS: ~8x slower).
+                grads_w[i] = a_in.reshape(-1, a_in.shape[-1]).T @ grad.reshape(-1, grad.shape[-1])
                 grads_b[i] = grad.sum(axis=(0, 1))
                 if i > 0:
                     grad = (grad @ ws[i].T) * (acts[i] > 0)

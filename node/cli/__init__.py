@@ -11,19 +11,45 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from node.cli import bench, demo, query, serve
+from node.cli import bench, demo, features, query, serve, synth
 from node.errors import EdgerankError
 from node.settings import SettingsError
+from replicator import launcher
+from replicator.cli import keygen, promote, publish, replicate, status
+from replicator.errors import ReplicatorError
 from trainer.bundle import BundleError
 from trainer.cli import eval as trainer_eval
 from trainer.cli import train as trainer_train
 from trainer.errors import DataError, GateFailed
 
-COMMANDS = (serve, query, demo, trainer_train, trainer_eval, bench)
+COMMANDS = (
+    serve,
+    features,
+    query,
+    demo,
+    trainer_train,
+    trainer_eval,
+    bench,
+    synth,
+    keygen,
+    publish,
+    promote,
+    status,
+    replicate,
+    launcher,
+)
 
 EXIT_ERROR = 2
 EXIT_BUG = 1
-EXPECTED_ERRORS = (EdgerankError, BundleError, SettingsError, DataError, GateFailed, OSError)
+EXPECTED_ERRORS = (
+    EdgerankError,
+    BundleError,
+    SettingsError,
+    DataError,
+    GateFailed,
+    OSError,
+    ReplicatorError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -18,6 +19,13 @@ def register(subparsers: Any) -> None:
     hot.add_argument("--repeat", type=int, default=300, help="timed runs per side (default 300)")
     hot.add_argument("--json", action="store_true", help="print one JSON document")
     hot.set_defaults(func=run_hotpath)
+    fresh = which.add_parser("freshness", help="Events.Log to the first Rank that reflects the event, on loopback")
+    fresh.add_argument("--events", type=int, default=200, help="events timed (default 200)")
+    fresh.add_argument("--bundle-dir", type=Path, default=None, help="bundle root or directory [EDGERANK_BUNDLE_DIR]")
+    fresh.add_argument("--redis-url", default="", help="use this Redis (default: start a throwaway one)")
+    fresh.add_argument("--nats-url", default="", help="use this NATS (default: start a throwaway one)")
+    fresh.add_argument("--json", action="store_true", help="print one JSON document")
+    fresh.set_defaults(func=run_freshness)
 
 
 def run_hotpath(args: argparse.Namespace) -> int:
@@ -45,4 +53,23 @@ def run_hotpath(args: argparse.Namespace) -> int:
     print(f"  {'rust':6} {result['rust_us']:10.1f} {result['rust_p99_us']:10.1f}")
     print(f"  {'numpy':6} {result['numpy_us']:10.1f} {result['numpy_p99_us']:10.1f}")
     print(f"  speedup {result['speedup']}x")
+    return 0
+
+
+def run_freshness(args: argparse.Namespace) -> int:
+    from node.bench_freshness import FreshnessBench, run
+    from node.settings import Settings
+
+    if args.events < 10:
+        raise ValueError(f"--events must be at least 10, got {args.events}")
+    bundle_dir = args.bundle_dir or Settings.load(env=None).bundle_dir
+    overrides = {"redis_url": args.redis_url or None, "nats_url": args.nats_url or None}
+    Settings.load(overrides, env={})  # checks the URLs; names the flag on error
+    result = run(FreshnessBench(bundle_dir, args.events, args.redis_url, args.nats_url))
+    result["command"] = "edgerank " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"freshness over {result['events']} events ({result['servers']} servers)")
+    print(f"  p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms")
     return 0

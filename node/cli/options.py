@@ -14,7 +14,8 @@ NODE_FLAGS = (
     ),
     ("--host", "host", "address to bind [EDGERANK_HOST]"),
     ("--port", "port", "port to bind, 0 for a free one [EDGERANK_PORT]"),
-    ("--workers", "workers", "gRPC worker threads [EDGERANK_WORKERS]"),
+    ("--workers", "workers", "gRPC worker threads per process [EDGERANK_WORKERS]"),
+    ("--processes", "processes", "server processes sharing the port [EDGERANK_PROCESSES]"),
     ("--budget-ms", "budget_ms", "latency budget per request, ms [EDGERANK_BUDGET_MS]"),
     (
         "--max-per-genre",
@@ -24,6 +25,9 @@ NODE_FLAGS = (
     ("--epsilon", "epsilon", "exploration rate in [0, 1] [EDGERANK_EPSILON]"),
     ("--region", "region", "this node's region [EDGERANK_REGION]"),
     ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR [EDGERANK_LOG_LEVEL]"),
+    ("--redis-url", "redis_url", "online features in this Redis; none: the bundle's [EDGERANK_REDIS_URL]"),
+    ("--nats-url", "nats_url", "events and exposures to this NATS JetStream [EDGERANK_NATS_URL]"),
+    ("--spool-dir", "spool_dir", "where events and exposures wait while NATS is down [EDGERANK_SPOOL_DIR]"),
 )
 
 

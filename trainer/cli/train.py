@@ -7,8 +7,13 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainer.cli.data_options import add_data_arguments
+from trainer.errors import DataError
+
+if TYPE_CHECKING:
+    from trainer.exposures import LoggedRows
 
 POOL_SIZE = 500
 
@@ -22,6 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pool-size", type=int, default=POOL_SIZE, help="candidates per user (default 500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the manifest's gates and metrics as JSON")
+    p.add_argument(
+        "--from-exposures",
+        action="store_true",
+        help="rank on the exposure log (served features joined with later events) from --nats-url",
+    )
+    p.add_argument("--nats-url", default=None, help="NATS with the exposure and event streams [EDGERANK_NATS_URL]")
+    p.add_argument("--exposure-region", default="", help="only this region's exposures (default all)")
+    p.add_argument(
+        "--attribution-window-s", type=float, default=1800.0, help="events count as labels this long after (1800)"
+    )
     p.set_defaults(func=run)
 
 
@@ -35,9 +50,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.pool_size < 10:
         raise ValueError(f"--pool-size must be at least 10, got {args.pool_size}")
+    logged = _logged_rows(args) if args.from_exposures else None
     dataset, source = load_dataset(args)
+    if logged is not None:
+        source = {**source, "exposures": logged.exposures, "exposure_groups": logged.groups_kept}
     config = replace(TrainConfig(), pool_size=args.pool_size, seed=args.seed)
-    trained = train(dataset, args.bundle_dir, config, parent=latest_version(args.bundle_dir), source=source)
+    parent = latest_version(args.bundle_dir)
+    trained = train(dataset, args.bundle_dir, config, parent=parent, source=source, logged=logged)
     m = trained.manifest
     if args.json:
         print(
@@ -64,3 +83,17 @@ def run(args: argparse.Namespace) -> int:
     )
     print(metrics_table(m["metrics"]))
     return 0
+
+
+def _logged_rows(args: argparse.Namespace) -> LoggedRows:
+    import os
+
+    from trainer.exposures import join, read_log
+
+    url = args.nats_url or os.environ.get("EDGERANK_NATS_URL", "")
+    if not url.startswith(("nats://", "tls://")):
+        raise DataError(f"--from-exposures needs --nats-url (or EDGERANK_NATS_URL) as nats://host:port, got {url!r}")
+    if not args.attribution_window_s > 0:
+        raise DataError(f"--attribution-window-s must be positive, got {args.attribution_window_s}")
+    exposures, events = read_log(url, args.exposure_region)
+    return join(exposures, events, args.attribution_window_s)

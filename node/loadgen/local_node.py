@@ -1,0 +1,159 @@
+"""A node started for a benchmark: ``edgerank serve`` in a subprocess, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+READY = re.compile(r"edgerank: serving (.+) on (\S+:\d+)")
+START_TIMEOUT_S = 600.0
+STOP_TIMEOUT_S = 30.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class NodeStartError(RuntimeError):
+    """The node did not start; the message carries the tail of its output."""
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (from /proc), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+class LocalNode:
+    """``edgerank serve --processes N`` on a free port, ready once it prints its serving line."""
+
+    def __init__(
+        self,
+        bundle_dir: Path,
+        processes: int,
+        workers: int | None = None,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ):
+        self.bundle_dir = bundle_dir
+        self.processes = processes
+        self.workers = workers
+        self.env = dict(env or {})
+        self.log_path = log_path
+        self.target = ""
+        self.serving = ""
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: list[str] = []
+
+    def start(self) -> Self:
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from node.cli import main; sys.exit(main(sys.argv[1:]))",
+            "serve",
+            "--bundle-dir",
+            str(self.bundle_dir),
+            "--port",
+            "0",
+            "--processes",
+            str(self.processes),
+            "--log-level",
+            "WARNING",
+        ]
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
+        self._proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **self.env},
+        )
+        assert self._proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self._proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=1.0):
+                if self._proc.poll() is not None:
+                    break
+                continue
+            line = self._proc.stdout.readline()
+            if not line:
+                break
+            self._lines.append(line.rstrip())
+            if m := READY.search(line):
+                self.serving, self.target = m.group(1), m.group(2)
+                sel.close()
+                self._drain_in_background()
+                return self
+        sel.close()
+        self.stop()
+        tail = "\n".join(self._lines[-15:])
+        raise NodeStartError(f"the node did not start serving ({self.bundle_dir}):\n{tail}")
+
+    def _drain_in_background(self) -> None:
+        """Keep reading the node's output (so that it never blocks on a full pipe), into the log file."""
+        import threading
+
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        stdout = proc.stdout
+        log = open(self.log_path, "a", encoding="utf-8") if self.log_path else None  # noqa: SIM115 - closed below
+
+        def drain() -> None:
+            try:
+                for line in stdout:
+                    if log is not None:
+                        log.write(line)
+            finally:
+                if log is not None:
+                    log.close()
+
+        threading.Thread(target=drain, name="node-output", daemon=True).start()
+
+    @property
+    def pids(self) -> list[int]:
+        """The parent and its server processes."""
+        if self._proc is None:
+            return []
+        return [self._proc.pid, *_children(self._proc.pid)]
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the node's processes."""
+        return sum(_cpu_s(p) for p in self.pids)
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, kill if needed; the exit code."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        return self._proc.returncode
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

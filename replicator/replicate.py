@@ -1,0 +1,218 @@
+"""The region's replicator: follow the region's promotion key, fetch, verify, publish locally.
+
+The loop reconciles on every wake-up (a watch delivery, a reconnect, or every
+``resync_s``): it reads the region's promotion state (from the leaf's mirror
+of the hub, or a local override), fetches every referenced version it does
+not have, then writes ``assignment.json`` naming only versions that are on
+disk and verified. A champion that cannot be fetched or verified is not
+assigned; the region keeps its last good champion and says why. Watchers do
+not resume across a reconnect, so the reconnect callback re-reads the key and
+re-creates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext, api
+
+from replicator import assignment as assign
+from replicator import metrics, names, promotions, signing
+from replicator.errors import ReplicatorError, TransferError, VerificationError
+from replicator.fetch import DiskFull, fetch_version
+from replicator.mirrors import ensure_mirrors
+from replicator.nats_io import connect
+from replicator.region_dir import RegionDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ReplicatorConfig:
+    nats_url: str
+    region: str
+    directory: Path
+    trusted_key: Path
+    hub_domain: str = "hub"
+    keep: int = 3
+    resync_s: float = 5.0
+    retry_s: float = 1.0
+    progress: bool = False
+    write: Callable[[Any, bytes], None] | None = None  # test hook for disk faults
+
+
+class Replicator:
+    def __init__(self, config: ReplicatorConfig):
+        assign.check_region(config.region)
+        self.config = config
+        self.region = RegionDir(config.directory)
+        self.trusted = signing.load_public(config.trusted_key)
+        self.refused: dict[str, str] = {}  # version -> why (not retried)
+        self._wake = asyncio.Event()
+        self._resubscribe = False
+        self._subs: list[Any] = []
+        self._reported: dict[str, str] = {}
+        self._nc: Client | None = None
+        self.mirrored = False
+        self.reconciled = asyncio.Event()
+
+    async def _on_reconnect(self) -> None:
+        self._resubscribe = True
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        c = self.config
+        self._nc = await connect(c.nats_url, f"replicator-{c.region}", on_reconnect=self._on_reconnect)
+        js = self._nc.jetstream()
+        try:
+            self.mirrored = bool(c.hub_domain) and await ensure_mirrors(js, c.hub_domain)
+            if self.mirrored:
+                await promotions.ensure_local_buckets(js)
+            # Node reports are best effort: a short timeout, so an absent hub does not slow reconciling.
+            hub_js = self._nc.jetstream(domain=c.hub_domain, timeout=1.0) if self.mirrored else js
+            await self._subscribe(js)
+            log.info("replicating region %s from %s into %s", c.region, c.nats_url, self.region.root)
+            self._wake.set()
+            while not stop.is_set():
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=c.resync_s, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                if stop.is_set():
+                    break
+                self._wake.clear()
+                try:
+                    if self._resubscribe:
+                        self._resubscribe = False
+                        await self._subscribe(js)
+                    await self.reconcile(js)
+                    self.reconciled.set()
+                    await self.report_nodes(hub_js)
+                except (TransferError, nats.errors.Error, TimeoutError) as e:
+                    metrics.TRANSFER_ERRORS.inc()
+                    log.warning("region %s: %s: %s; retrying in %.1f s", c.region, type(e).__name__, e, c.retry_s)
+                    asyncio.get_running_loop().call_later(c.retry_s, self._wake.set)
+        finally:
+            for sub in self._subs:
+                await sub.unsubscribe()
+            self._subs = []
+            await self._nc.close()
+
+    async def _subscribe(self, js: JetStreamContext) -> None:
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error as e:
+                log.debug("dropping an old watcher: %s", e)
+        self._subs = []
+
+        async def on_change(msg: Any) -> None:
+            self._wake.set()
+
+        watched = [(names.PROMOTIONS_STREAM, names.PROMOTIONS_BUCKET)]
+        if self.mirrored:
+            watched.append((names.OVERRIDES_STREAM, names.OVERRIDES_BUCKET))
+        for stream, bucket in watched:
+            self._subs.append(
+                await js.subscribe(
+                    names.kv_subject(bucket, self.config.region),
+                    stream=stream,
+                    cb=on_change,
+                    ordered_consumer=True,
+                    deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+                    idle_heartbeat=2.0,
+                )
+            )
+
+    async def desired(self, js: JetStreamContext) -> assign.Assignment | None:
+        r = self.config.region
+        hub = await promotions.read_stream_key(js, names.PROMOTIONS_STREAM, names.PROMOTIONS_BUCKET, r)
+        override = None
+        if self.mirrored:
+            override = await promotions.read_stream_key(js, names.OVERRIDES_STREAM, names.OVERRIDES_BUCKET, r)
+        return assign.effective(hub, override)
+
+    async def reconcile(self, js: JetStreamContext) -> assign.Assignment | None:
+        want = await self.desired(js)
+        if want is None:
+            return None
+        for version in want.versions():
+            if not self.region.has(version) and version not in self.refused:
+                await self._fetch(js, version)
+        current = self.region.read_assignment()
+        have = self.region.has
+        champion = want.champion if have(want.champion) else (current.champion if current else None)
+        challenger = want.challenger if have(want.challenger) else None
+        new = assign.Assignment(
+            region=want.region,
+            champion=champion,
+            previous=tuple(v for v in want.previous if have(v) and v != champion),
+            challenger=challenger,
+            percent=want.percent if challenger else 0.0,
+            experiment=want.experiment if challenger else "",
+            shadow=want.shadow if have(want.shadow) else None,
+            generation=want.generation,
+            base_generation=want.base_generation,
+            source=want.source,
+            write_id=want.write_id,
+            updated_at=want.updated_at,
+            extra={
+                "wanted": want.versions(),
+                "refused": {v: self.refused[v] for v in want.versions() if v in self.refused},
+            },
+        )
+        if champion != want.champion:
+            log.error(
+                "region %s: keeping champion %s; wanted %s: %s",
+                want.region, champion, want.champion, self.refused.get(str(want.champion), "not fetched yet"),
+            )  # fmt: skip
+        if current is None or current.to_json() != new.to_json():
+            self.region.write_assignment(new)
+            log.info(
+                "region %s: assigned champion %s, challenger %s (%.1f%%), shadow %s",
+                want.region, new.champion, new.challenger, new.percent, new.shadow,
+            )  # fmt: skip
+        self.region.prune(set(new.versions()), self.config.keep)
+        return new
+
+    async def _fetch(self, js: JetStreamContext, version: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            await fetch_version(js, version, self.region, self.trusted, self.config.progress, self.config.write)
+        except VerificationError as e:
+            self.refused[version] = str(e)
+            metrics.REFUSED.labels(reason="verification").inc()
+            log.error("region %s: refusing bundle %s: %s", self.config.region, version, e)
+            return
+        except DiskFull as e:
+            metrics.REFUSED.labels(reason="disk").inc()
+            log.error("region %s: %s", self.config.region, e)
+            raise TransferError(str(e)) from e
+        metrics.FETCHED.inc()
+        log.info("region %s: fetched and verified %s in %.2f s", self.config.region, version, time.perf_counter() - t0)
+
+    async def report_nodes(self, hub_js: JetStreamContext) -> None:
+        """Copy the nodes' reports to the hub's nodes bucket (best effort: the hub may be away)."""
+        reports = self.region.node_reports()
+        if not reports:
+            return
+        try:
+            kv = await hub_js.key_value(names.NODES_BUCKET)
+            for node_id, report in reports.items():
+                body = json.dumps(report, sort_keys=True)
+                if self._reported.get(node_id) != body:
+                    await kv.put(f"{self.config.region}.{node_id}", body.encode())
+                    self._reported[node_id] = body
+        except (nats.errors.Error, TimeoutError, ReplicatorError) as e:
+            metrics.HUB_WRITE_ERRORS.inc()
+            log.warning("region %s: cannot report nodes to the hub: %s", self.config.region, e)

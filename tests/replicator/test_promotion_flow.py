@@ -1,0 +1,70 @@
+"""Publish once, promote per region, roll back, all under continuous Rank traffic."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from replicator.replicate import ReplicatorConfig
+from tests.replicator.cluster import Cluster, url
+from tests.replicator.harness import (
+    ReplicatorThread,
+    Traffic,
+    promote,
+    publish_bundle,
+    region_node,
+    rollback,
+    serving,
+    wait_for,
+)
+
+USERS = [f"u{k:03d}" for k in range(0, 300, 3)] + ["new-user"]
+
+
+def test_publish_promote_rollback_under_traffic(
+    cluster: Cluster, keys: tuple[Path, Path], v1: Path, v2: Path, tmp_path: Path
+) -> None:
+    hub = url(cluster.hub)
+    a = publish_bundle(hub, v1, keys[0]).version
+    assert publish_bundle(hub, v1, keys[0]).uploaded_files == 0  # idempotent: nothing uploaded twice
+    promote(hub, "eu-west", a)
+    promote(hub, "us-east", a)
+
+    reps = {}
+    for region in ("eu-west", "us-east"):
+        reps[region] = ReplicatorThread(
+            ReplicatorConfig(url(cluster.leaves[region]), region, tmp_path / region, keys[1])
+        ).start()
+    try:
+        with (
+            region_node(tmp_path / "eu-west", "eu-west") as (eu, _),
+            region_node(tmp_path / "us-east", "us-east") as (us, _),
+        ):
+            wait_for(lambda: serving(eu) == a and serving(us) == a, what="both regions serving v1")
+            traffic = {"eu-west": Traffic(eu.target, USERS).start(), "us-east": Traffic(us.target, USERS).start()}
+
+            b = publish_bundle(hub, v2, keys[0]).version
+            promote(hub, "eu-west", b)
+            wait_for(lambda: serving(eu) == b, what="eu-west serving v2")
+            wait_for(lambda: traffic["eu-west"].versions.get(b, 0) > 20, what="eu-west responses from v2")
+            assert serving(us) == a
+
+            t0 = time.monotonic()
+            rollback(hub, "eu-west")
+            wait_for(lambda: serving(eu) == a, what="eu-west rolled back to v1")
+            rollback_s = time.monotonic() - t0
+            n = traffic["eu-west"].versions.get(a, 0)
+            wait_for(lambda: traffic["eu-west"].versions.get(a, 0) > n + 20, what="eu-west responses after rollback")
+            for t in traffic.values():
+                t.finish()
+    finally:
+        for r in reps.values():
+            r.stop()
+
+    for region, t in traffic.items():
+        assert not t.errors, (region, t.errors[:3])
+        assert t.count > 100, (region, t.count)
+    assert set(traffic["us-east"].versions) == {a}, traffic["us-east"].versions
+    assert set(traffic["eu-west"].versions) == {a, b}, traffic["eu-west"].versions
+    assert rollback_s < 2.0, rollback_s
+    assert all(r.error is None for r in reps.values()), [r.error for r in reps.values()]

@@ -1,0 +1,31 @@
+"""edge_deploy/nats configs agree with the topology the launcher and the tests use."""
+
+from __future__ import annotations
+
+from replicator import launcher, topology
+
+
+def test_configs_are_the_rendered_topology() -> None:
+    assert (topology.CONF_DIR / "hub.conf").read_text() == topology.hub_conf(
+        topology.HUB, topology.HUB_LEAF_PORT, "jetstream/hub"
+    )
+    for r in topology.REGIONS:
+        text = (topology.CONF_DIR / f"leaf-{r.name}.conf").read_text()
+        assert text == topology.leaf_conf(r, topology.HUB_LEAF_PORT, f"jetstream/{r.name}")
+
+
+def test_ports_and_domains_agree() -> None:
+    hub = topology.parse_conf((topology.CONF_DIR / "hub.conf").read_text())
+    assert (hub.domain, hub.client_port, hub.monitor_port) == ("hub", topology.HUB.client, topology.HUB.monitor)
+    assert hub.leaf_listen_port == topology.HUB_LEAF_PORT
+    seen = {hub.client_port, hub.monitor_port, topology.HUB_LEAF_PORT}
+    for r in topology.REGIONS:
+        leaf = topology.parse_conf((topology.CONF_DIR / f"leaf-{r.name}.conf").read_text())
+        assert leaf.domain == r.name != topology.HUB_DOMAIN
+        assert (leaf.client_port, leaf.monitor_port) == (r.client, r.monitor)
+        assert leaf.remote_ports == (topology.HUB_LEAF_PORT,)
+        assert leaf.leaf_listen_port is None
+        ports = {leaf.client_port, leaf.monitor_port, launcher.NODE_PORTS[r.name]}
+        assert not ports & seen, ports & seen
+        seen |= ports
+    assert set(launcher.NODE_PORTS) == {r.name for r in topology.REGIONS}
