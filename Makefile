@@ -18,9 +18,9 @@ DEPS_STAMP := $(VENV)/.edgerank-deps.stamp
 BUILD_STAMP := $(VENV)/.edgerank-build.stamp
 RUST_SOURCES := $(shell find hotpath -path hotpath/target -prune -o \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) -print)
 
-MYPY_PATHS ?= hotpath node trainer replicator tests/conftest.py tests/servers.py tests/integration tests/deploy
+MYPY_PATHS ?= hotpath node trainer replicator tests/conftest.py tests/servers.py tests/integration tests/deploy tests/loadgen
 # Files kept ruff-formatted; the rest of the tree gets `ruff check` only.
-FORMATTED ?= hotpath node trainer proto tests/conftest.py tests/servers.py tests/integration tests/deploy tests/node tests/hotpath
+FORMATTED ?= hotpath node trainer proto tests/conftest.py tests/servers.py tests/integration tests/deploy tests/node tests/hotpath tests/loadgen
 
 .PHONY: help
 help: ## Show this help

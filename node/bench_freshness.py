@@ -26,7 +26,7 @@ import grpc
 import numpy as np
 
 from node.gen.edgerank.v1 import events_pb2, events_pb2_grpc, ranker_pb2, ranker_pb2_grpc
-from node.local_servers import start_nats, start_redis
+from node.local_servers import Server, start_nats, start_redis
 from node.server import Node
 from node.settings import Settings
 
@@ -46,7 +46,7 @@ class FreshnessBench:
 @contextlib.contextmanager
 def _servers(bench: FreshnessBench) -> Iterator[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="edgerank-freshness-") as tmp:
-        started = []
+        started: list[Server] = []
         try:
             redis_url, nats_url = bench.redis_url, bench.nats_url
             if not redis_url:

@@ -149,7 +149,9 @@ class LoadedBundle:
                 raise fail(f"surface {surface!r} names a missing popularity list {list_name!r}")
         golden = json.loads((bundle_dir / "golden.json").read_text())
 
-        index = restore_index(bundle_dir / "index.usearch", manifest["index"], dim, n)
+        # Memory-mapped: usearch holds the GIL while it reads an index into memory (about 0.4 s at 1M items,
+        # over 1 s on busy cores), which stalls every request of a node loading a bundle beside the served one.
+        index = restore_index(bundle_dir / "index.usearch", manifest["index"], dim, n, view=True)
         session = ranker_session(bundle_dir / "ranker.onnx")
 
         return cls(

@@ -18,11 +18,11 @@ from trainer import features as feature_defs
 
 
 class FeatureStore(Protocol):
-    def get(self, user_id: str) -> UserState | None:
+    def get(self, user_id: str, session_id: str = "") -> UserState | None:
         """The user's state, or None for a user the store does not know. May raise.
 
-        A store that also keeps session features takes ``get(user_id, session_id)``;
-        the pipeline passes a session id only when the request has one.
+        The pipeline passes ``session_id`` only when the request has one, so a
+        store without session features may take ``get(user_id)`` alone.
         """
         ...
 

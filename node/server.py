@@ -89,7 +89,8 @@ class Node:
         exposures = self.feedback.exposures if self.feedback else None
         ranker = RankerServicer(s, self.holder, self.pipeline, self.shadow, exposures)
         ranker_pb2_grpc.add_RankerServicer_to_server(ranker, server)
-        events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(s, self.feedback and self.feedback.events), server)
+        events = self.feedback.events if self.feedback else None
+        events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(s, events), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         self._set_health(False)
         reflection.enable_server_reflection(

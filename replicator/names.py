@@ -40,5 +40,9 @@ def meta_subject(bucket: str, name: str) -> str:
     return f"$O.{bucket}.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
 
 
+def meta_subject_all(bucket: str) -> str:
+    return f"$O.{bucket}.M.>"
+
+
 def chunk_subject(bucket: str, nuid: str) -> str:
     return f"$O.{bucket}.C.{nuid}"

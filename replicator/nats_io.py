@@ -24,7 +24,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from replicator import names
-from replicator.errors import TransferError
+from replicator.errors import TransferError, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,18 @@ async def connect(
         if on_reconnect is not None:
             await on_reconnect()
 
+    client: Client | None = None
+
     async def disconnected() -> None:
+        if client is not None and client.is_closed:
+            log.debug("nats %s: closed", url)  # our own close(), not a break
+            return
         log.warning("nats %s: disconnected", url)
         if on_disconnect is not None:
             await on_disconnect()
 
     try:
-        return await nats.connect(
+        client = await nats.connect(
             url,
             name=name,
             connect_timeout=connect_timeout,
@@ -67,6 +72,7 @@ async def connect(
         )
     except (OSError, TimeoutError, nats.errors.Error) as e:
         raise TransferError(f"cannot connect to NATS at {url}: {type(e).__name__}: {e}") from e
+    return client
 
 
 async def ensure_hub(js: JetStreamContext) -> None:
@@ -120,12 +126,14 @@ async def get_file(
     dest: Path,
     progress: Progress,
     write: Callable[[Any, bytes], None] | None = None,
+    expect: tuple[int, str] | None = None,
 ) -> dict[str, Any]:
     """Download object ``name`` into ``dest`` via an ordered consumer; returns its meta document.
 
-    Checks the chunk count, the size and the object store's own digest; the
-    caller checks the manifest's sha256. ``write`` replaces ``file.write`` (a
-    test hook for faults of the disk).
+    Checks the chunk count, the size and the object store's own digest, and
+    ``expect`` (size, hex sha256: the manifest's) on the bytes as they arrive:
+    ``dest`` appears only if all of them match. ``write`` replaces
+    ``file.write`` (a test hook for faults of the disk).
     """
     info = await object_info(js, stream, bucket, name)
     if info is None:
@@ -167,7 +175,16 @@ async def get_file(
                 log.debug("unsubscribe after %s: %s", name, e)
     digest = "SHA-256=" + base64.urlsafe_b64encode(h.digest()).decode()
     if got != size or chunks != int(info.get("chunks", chunks)) or digest != info.get("digest"):
+        tmp.unlink()
         raise TransferError(f"{name}: received {got}/{size} bytes in {chunks} chunks, digest {digest}")
+    if expect is not None:
+        want_size, want_sha = expect
+        if got != want_size:
+            tmp.unlink()
+            raise VerificationError(f"{name} is {got} bytes, the manifest says {want_size}")
+        if h.hexdigest() != want_sha:
+            tmp.unlink()
+            raise VerificationError(f"{name} fails its sha256 check")
     os.replace(tmp, dest)
     return info
 

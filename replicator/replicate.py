@@ -8,6 +8,13 @@ disk and verified. A champion that cannot be fetched or verified is not
 assigned; the region keeps its last good champion and says why. Watchers do
 not resume across a reconnect, so the reconnect callback re-reads the key and
 re-creates them.
+
+With ``prefetch`` (the default), a version is fetched as soon as it is
+published (its manifest reaches the region's mirror of the object store), in
+the background, before any promotion names it: a promotion then only has to
+write ``assignment.json``. A reconcile that wants a version being prefetched
+waits for that same download; one that wants only versions on disk (a
+rollback) never waits for a prefetch.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ class ReplicatorConfig:
     resync_s: float = 5.0
     retry_s: float = 1.0
     progress: bool = False
+    prefetch: bool = True
     write: Callable[[Any, bytes], None] | None = None  # test hook for disk faults
 
 
@@ -64,6 +72,8 @@ class Replicator:
         self._nc: Client | None = None
         self.mirrored = False
         self.reconciled = asyncio.Event()
+        self._fetches: dict[str, asyncio.Future[None]] = {}  # version -> its download in progress
+        self._published: list[str] = []  # versions seen published since start, not yet on disk
 
     async def _on_reconnect(self) -> None:
         self._resubscribe = True
@@ -103,6 +113,9 @@ class Replicator:
                     log.warning("region %s: %s: %s; retrying in %.1f s", c.region, type(e).__name__, e, c.retry_s)
                     asyncio.get_running_loop().call_later(c.retry_s, self._wake.set)
         finally:
+            for task in self._fetches.values():
+                task.cancel()
+            await asyncio.gather(*self._fetches.values(), return_exceptions=True)
             for sub in self._subs:
                 await sub.unsubscribe()
             self._subs = []
@@ -133,6 +146,36 @@ class Replicator:
                     idle_heartbeat=2.0,
                 )
             )
+        if self.config.prefetch:
+            self._subs.append(
+                await js.subscribe(
+                    names.meta_subject_all(names.BUNDLES_BUCKET),
+                    stream=names.BUNDLES_STREAM,
+                    cb=self._on_object,
+                    ordered_consumer=True,
+                    deliver_policy=api.DeliverPolicy.NEW,
+                    idle_heartbeat=2.0,
+                )
+            )
+
+    async def _on_object(self, msg: Any) -> None:
+        """An object's meta document arrived: a manifest means a whole version was published."""
+        try:
+            info = json.loads(msg.data or b"{}")
+        except ValueError as e:
+            log.warning("region %s: unreadable object meta on %s: %s", self.config.region, msg.subject, e)
+            return
+        version, _, file = str(info.get("name", "")).partition("/")
+        if file != names.MANIFEST_OBJECT or info.get("deleted") or not version:
+            return
+        try:
+            assign.check_version(version)
+        except ReplicatorError as e:
+            log.warning("region %s: not prefetching %r: %s", self.config.region, version, e)
+            return
+        if version not in self._published:
+            self._published.append(version)
+            self._wake.set()
 
     async def desired(self, js: JetStreamContext) -> assign.Assignment | None:
         r = self.config.region
@@ -145,6 +188,7 @@ class Replicator:
     async def reconcile(self, js: JetStreamContext) -> assign.Assignment | None:
         want = await self.desired(js)
         if want is None:
+            self._prefetch(js)
             return None
         for version in want.versions():
             if not self.region.has(version) and version not in self.refused:
@@ -183,9 +227,41 @@ class Replicator:
                 want.region, new.champion, new.challenger, new.percent, new.shadow,
             )  # fmt: skip
         self.region.prune(set(new.versions()), self.config.keep)
+        self._prefetch(js)
         return new
 
+    def _prefetch(self, js: JetStreamContext) -> None:
+        """Start background downloads of published versions not on disk (the newest ``keep`` of them)."""
+        self._published = [v for v in self._published if not self.region.has(v) and v not in self.refused]
+        for version in self._published[-self.config.keep :]:
+            if version not in self._fetches:
+                log.info("region %s: prefetching %s", self.config.region, version)
+                self._start_fetch(js, version).add_done_callback(self._prefetch_done)
+
+    def _prefetch_done(self, task: asyncio.Future[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:  # a transfer error: retried on a later wake-up (the version stays published)
+            metrics.TRANSFER_ERRORS.inc()
+            log.warning("region %s: prefetch failed: %s: %s", self.config.region, type(error).__name__, error)
+            asyncio.get_running_loop().call_later(self.config.retry_s, self._wake.set)
+        else:
+            self._wake.set()
+
+    def _start_fetch(self, js: JetStreamContext, version: str) -> asyncio.Future[None]:
+        task = self._fetches.get(version)
+        if task is None:
+            task = asyncio.ensure_future(self._download(js, version))
+            self._fetches[version] = task
+            task.add_done_callback(lambda _: self._fetches.pop(version, None))
+        return task
+
     async def _fetch(self, js: JetStreamContext, version: str) -> None:
+        """Fetch ``version``, or wait for its download already in progress (a prefetch)."""
+        await asyncio.shield(self._start_fetch(js, version))
+
+    async def _download(self, js: JetStreamContext, version: str) -> None:
         t0 = time.perf_counter()
         try:
             await fetch_version(js, version, self.region, self.trusted, self.config.progress, self.config.write)

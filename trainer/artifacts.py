@@ -80,9 +80,12 @@ def build_artifacts(
     return Artifacts(tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of)
 
 
-def restore_index(path: Path, spec: dict[str, Any], dim: int, n_items: int) -> Index:
-    """Load a bundle's usearch index and check it against the manifest and the embeddings."""
-    index = Index.restore(str(path), view=False)
+def restore_index(path: Path, spec: dict[str, Any], dim: int, n_items: int, view: bool = False) -> Index:
+    """Load a bundle's usearch index and check it against the manifest and the embeddings.
+
+    ``view`` memory-maps the file instead of reading it into memory (read-only, same searches).
+    """
+    index = Index.restore(str(path), view=view)
     if index is None:
         raise BundleError(f"{path} is not a usearch index")
     if index.ndim != dim:

@@ -11,8 +11,9 @@ cores. Here everything is vectorised:
 * item popularity is Zipf-distributed (``zipf``), in random order;
 * each user prefers two clusters (chosen by their popularity); the number of
   interactions per user is log-normal; each interaction comes from the
-  user's clusters (``affinity_share``) or from the whole catalog, in both
-  cases in proportion to popularity;
+  user's clusters (``affinity_share``) or from the whole catalog: of
+  ``choices`` items drawn by popularity, the user takes the one closest to
+  their taste;
 * timestamps grow through each user's history; the rating reflects the
   affinity between the user's taste and the item, plus noise.
 
@@ -32,7 +33,7 @@ from trainer.synth import GENRES, START_TS
 
 SPAN_S = 3e7  # about a year of activity
 MAX_PER_USER = 1000
-CHUNK = 1 << 21
+CHUNK = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class LargeSynthConfig:
     mean_interactions: float = 20.0
     min_interactions: int = 3
     affinity_share: float = 0.7
+    choices: int = 4  # items offered per interaction; the closest to the user's taste is taken
     seed: int = 0
 
 
@@ -153,10 +155,14 @@ def _interactions(
         u = user[s:e]
         own = rng.random(e - s) < config.affinity_share
         which = taste[u, rng.integers(0, 2, e - s)]
-        low = np.where(own, cluster_low[which], 0.0)
-        width = np.where(own, cluster_total[which], cum[-1])
-        it = by_cluster[_draw(cum, low, width, rng)]
-        affinity = np.einsum("ij,ij->i", emb[it], user_vec[u])
+        low = np.repeat(np.where(own, cluster_low[which], 0.0), config.choices)
+        width = np.repeat(np.where(own, cluster_total[which], cum[-1]), config.choices)
+        # Of ``choices`` items drawn by popularity, the user takes the one closest to their taste.
+        offered = by_cluster[_draw(cum, low, width, rng)].reshape(e - s, config.choices)
+        fit = np.einsum("ikj,ij->ik", emb[offered], user_vec[u])
+        pick = fit.argmax(axis=1)
+        it = offered[np.arange(e - s), pick]
+        affinity = fit[np.arange(e - s), pick]
         rating = np.clip(np.round(1.0 + 4.0 * affinity + rng.normal(0.0, 0.7, e - s)), 1, 5)
         item[s:e], value[s:e] = it, rating
         progress.update(e - s)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from node.cli import bench_latency
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("bench", help="run a benchmark and print its figures")
@@ -19,6 +21,7 @@ def register(subparsers: Any) -> None:
     hot.add_argument("--repeat", type=int, default=300, help="timed runs per side (default 300)")
     hot.add_argument("--json", action="store_true", help="print one JSON document")
     hot.set_defaults(func=run_hotpath)
+    bench_latency.register(which)
     fresh = which.add_parser("freshness", help="Events.Log to the first Rank that reflects the event, on loopback")
     fresh.add_argument("--events", type=int, default=200, help="events timed (default 200)")
     fresh.add_argument("--bundle-dir", type=Path, default=None, help="bundle root or directory [EDGERANK_BUNDLE_DIR]")
@@ -26,6 +29,9 @@ def register(subparsers: Any) -> None:
     fresh.add_argument("--nats-url", default="", help="use this NATS (default: start a throwaway one)")
     fresh.add_argument("--json", action="store_true", help="print one JSON document")
     fresh.set_defaults(func=run_freshness)
+    from replicator.cli import bench as replication
+
+    replication.register(which)
 
 
 def run_hotpath(args: argparse.Namespace) -> int:
@@ -58,10 +64,10 @@ def run_hotpath(args: argparse.Namespace) -> int:
 
 def run_freshness(args: argparse.Namespace) -> int:
     from node.bench_freshness import FreshnessBench, run
-    from node.settings import Settings
+    from node.settings import Settings, SettingsError
 
     if args.events < 10:
-        raise ValueError(f"--events must be at least 10, got {args.events}")
+        raise SettingsError(f"--events must be at least 10, got {args.events}")
     bundle_dir = args.bundle_dir or Settings.load(env=None).bundle_dir
     overrides = {"redis_url": args.redis_url or None, "nats_url": args.nats_url or None}
     Settings.load(overrides, env={})  # checks the URLs; names the flag on error

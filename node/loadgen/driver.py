@@ -21,6 +21,7 @@ import numpy as np
 from node.loadgen.histogram import LatencyHistogram
 
 OK = "OK"
+FULL = "FULL"
 Done = Callable[[str, str], None]  # (status code name, served_by rung name)
 SPIN_S = 0.0002  # below this, spin instead of sleeping
 
@@ -49,6 +50,12 @@ class RunResult:
     started: float = 0.0
     finished: float = 0.0
     cpu_s: float = 0.0  # this process's user + system CPU during the run
+    # Answers to requests that should be served FULL (warm users) that came from a lower rung.
+    expected_full: int = 0
+    degraded: int = 0
+
+    def degraded_share(self) -> float:
+        return self.degraded / self.expected_full if self.expected_full else 0.0
 
     def achieved_rps(self) -> float:
         span = self.finished - self.started
@@ -70,10 +77,15 @@ def run_open_loop(
     offsets: np.ndarray,
     start: float,
     *,
+    expect_full: Sequence[bool] | None = None,
     max_in_flight: int = 10_000,
     drain_timeout_s: float = 30.0,
 ) -> RunResult:
-    """Send ``requests`` (cycled) at ``start + offsets`` (monotonic seconds) and wait for all replies."""
+    """Send ``requests`` (cycled) at ``start + offsets`` (monotonic seconds) and wait for all replies.
+
+    ``expect_full[i]`` says that ``requests[i]`` should be served FULL (a warm user); an answer
+    from a lower rung counts in ``degraded``.
+    """
     result = RunResult(started=start)
     lock = threading.Lock()
     slots = threading.BoundedSemaphore(max_in_flight)
@@ -84,7 +96,7 @@ def run_open_loop(
         result.finished = start
         return result
 
-    def completion(intended: float) -> Done:
+    def completion(intended: float, full: bool) -> Done:
         def done(code: str, rung: str) -> None:
             now = time.monotonic()
             result.histogram.record_us((now - intended) * 1e6)
@@ -92,8 +104,11 @@ def run_open_loop(
                 result.completed += 1
                 if code != OK:
                     result.errors[code] += 1
-                elif rung:
+                else:
                     result.rungs[rung] += 1
+                    if full:
+                        result.expected_full += 1
+                        result.degraded += rung != FULL
                 result.finished = max(result.finished, now)
                 if result.completed == n:
                     all_done.set()
@@ -107,7 +122,8 @@ def run_open_loop(
         slots.acquire()
         lags[k] = time.monotonic() - intended
         result.sent += 1
-        sender.send(requests[k % len(requests)], completion(intended))
+        i = k % len(requests)
+        sender.send(requests[i], completion(intended, bool(expect_full[i]) if expect_full is not None else False))
     if not all_done.wait(drain_timeout_s):
         with lock:
             missing = n - result.completed
@@ -117,7 +133,13 @@ def run_open_loop(
     return result
 
 
-def run_closed_loop(sender: Sender, requests: Sequence[Any], duration_s: float, start: float) -> RunResult:
+def run_closed_loop(
+    sender: Sender,
+    requests: Sequence[Any],
+    duration_s: float,
+    start: float,
+    expect_full: Sequence[bool] | None = None,
+) -> RunResult:
     """One request in flight at a time, back to back, for ``duration_s`` from ``start``."""
     _sleep_until(start)
     result = RunResult(started=start)
@@ -127,15 +149,19 @@ def run_closed_loop(sender: Sender, requests: Sequence[Any], duration_s: float, 
         t0 = time.monotonic()
         if t0 >= end:
             break
-        code, rung = sender.call(requests[k % len(requests)])
+        i = k % len(requests)
+        code, rung = sender.call(requests[i])
         t1 = time.monotonic()
         result.histogram.record_us((t1 - t0) * 1e6)
         result.sent += 1
         result.completed += 1
         if code != OK:
             result.errors[code] += 1
-        elif rung:
+        else:
             result.rungs[rung] += 1
+            if expect_full is not None and expect_full[i]:
+                result.expected_full += 1
+                result.degraded += rung != FULL
         result.finished = t1
         k += 1
     return result

@@ -47,7 +47,9 @@ def _has_setting(name: str) -> bool:
 
 
 @contextmanager
-def injected(name: str, workdir: Path, ranker_delay_ms: float = 80.0, redis_delay_ms: float = 20.0) -> Iterator[FaultPlan]:
+def injected(
+    name: str, workdir: Path, ranker_delay_ms: float = 80.0, redis_delay_ms: float = 20.0
+) -> Iterator[FaultPlan]:
     """The plan for fault ``name``; servers it needs run until the block ends."""
     if name not in FAULTS:
         raise ValueError(f"unknown fault {name!r}; one of {', '.join(FAULTS)}")
@@ -67,8 +69,8 @@ def injected(name: str, workdir: Path, ranker_delay_ms: float = 80.0, redis_dela
             _has_setting("drill_index_down"),
         )
         return
-    from node.local_servers import start_redis
     from node.loadgen.proxy import DelayProxy
+    from node.local_servers import start_redis
 
     with ExitStack() as stack:
         redis_server = start_redis(workdir)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,7 @@ class LocalNode:
         self.serving = ""
         self._proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
+        self._reader: threading.Thread | None = None
 
     def start(self) -> Self:
         cmd = [
@@ -85,48 +87,48 @@ class LocalNode:
             text=True,
             env={**os.environ, **self.env},
         )
-        assert self._proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self._proc.stdout, selectors.EVENT_READ)
+        lines: queue.Queue[str | None] = queue.Queue()
+        self._read_output(lines)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if not sel.select(timeout=1.0):
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
                 if self._proc.poll() is not None:
                     break
                 continue
-            line = self._proc.stdout.readline()
-            if not line:
+            if line is None:  # the node closed its output: it exited
                 break
-            self._lines.append(line.rstrip())
             if m := READY.search(line):
                 self.serving, self.target = m.group(1), m.group(2)
-                sel.close()
-                self._drain_in_background()
                 return self
-        sel.close()
         self.stop()
         tail = "\n".join(self._lines[-15:])
         raise NodeStartError(f"the node did not start serving ({self.bundle_dir}):\n{tail}")
 
-    def _drain_in_background(self) -> None:
-        """Keep reading the node's output (so that it never blocks on a full pipe), into the log file."""
-        import threading
-
+    def _read_output(self, lines: queue.Queue[str | None]) -> None:
+        """Read the node's output in a thread (so that it never blocks on a full pipe): keep the
+        last lines for error messages, copy them to the log file, pass them on until it is ready."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None
         stdout = proc.stdout
         log = open(self.log_path, "a", encoding="utf-8") if self.log_path else None  # noqa: SIM115 - closed below
 
-        def drain() -> None:
+        def read() -> None:
             try:
                 for line in stdout:
+                    self._lines = [*self._lines[-50:], line.rstrip()]
                     if log is not None:
                         log.write(line)
+                    if not self.target:
+                        lines.put(line)
             finally:
+                lines.put(None)
                 if log is not None:
                     log.close()
 
-        threading.Thread(target=drain, name="node-output", daemon=True).start()
+        self._reader = threading.Thread(target=read, name="node-output", daemon=True)
+        self._reader.start()
 
     @property
     def pids(self) -> list[int]:
@@ -134,6 +136,19 @@ class LocalNode:
         if self._proc is None:
             return []
         return [self._proc.pid, *_children(self._proc.pid)]
+
+    def rss_mib(self) -> dict[int, int]:
+        """Resident memory of each of the node's processes, MiB."""
+        out = {}
+        for pid in self.pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    out[pid] = int(line.split()[1]) // 1024
+        return out
 
     def cpu_s(self) -> float:
         """CPU seconds used so far by the node's processes."""
@@ -150,6 +165,10 @@ class LocalNode:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._reader is not None:
+            self._reader.join(5.0)  # it ends at the end of the output
+        if self._proc.stdout is not None and (self._reader is None or not self._reader.is_alive()):
+            self._proc.stdout.close()
         return self._proc.returncode
 
     def __enter__(self) -> Self:

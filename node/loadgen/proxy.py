@@ -77,6 +77,7 @@ class DelayProxy:
     # -- the loop's side -----------------------------------------------------------
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         try:
             self._server = loop.run_until_complete(asyncio.start_server(self._handle, self.host, 0))
@@ -90,6 +91,12 @@ class DelayProxy:
         try:
             loop.run_forever()
         finally:
+            # Connections still open are cancelled and awaited, so that none is left pending.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 

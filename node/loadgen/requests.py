@@ -53,3 +53,8 @@ def prepare_requests(user_ids: np.ndarray, mix: RequestMix, seed: int) -> list[r
             )
         )
     return out
+
+
+def expects_full(requests: list[ranker_pb2.RankRequest]) -> list[bool]:
+    """Which requests are for warm users (served FULL by a healthy node that is not overloaded)."""
+    return [not r.user_id.startswith(UNKNOWN_PREFIX) for r in requests]

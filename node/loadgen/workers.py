@@ -53,8 +53,10 @@ def _worker_main(
 ) -> None:
     from node.gen.edgerank.v1 import ranker_pb2
     from node.loadgen.grpc_sender import GrpcSender
+    from node.loadgen.requests import expects_full
 
     requests = [ranker_pb2.RankRequest.FromString(b) for b in raw_requests]
+    full = expects_full(requests)
     sender = GrpcSender(target, connections, timeout_s)
     try:
         sender.wait_ready()
@@ -64,9 +66,9 @@ def _worker_main(
             try:
                 if job.kind == "open":
                     assert job.offsets is not None
-                    r = run_open_loop(sender, requests, job.offsets, job.start)
+                    r = run_open_loop(sender, requests, job.offsets, job.start, expect_full=full)
                 else:
-                    r = run_closed_loop(sender, requests, job.duration_s, job.start)
+                    r = run_closed_loop(sender, requests, job.duration_s, job.start, full)
             except Exception as e:
                 results.put({"error": f"{type(e).__name__}: {e}"})
                 continue
@@ -82,6 +84,8 @@ def _worker_main(
                     "started": r.started,
                     "finished": r.finished,
                     "cpu_s": _cpu_s() - cpu0,
+                    "expected_full": r.expected_full,
+                    "degraded": r.degraded,
                 }
             )
     finally:
@@ -157,6 +161,8 @@ class WorkerPool:
             merged.send_lag_p99_ms = max(merged.send_lag_p99_ms, p["lag_p99_ms"])
             merged.finished = max(merged.finished, p["finished"])
             merged.cpu_s += p["cpu_s"]
+            merged.expected_full += p["expected_full"]
+            merged.degraded += p["degraded"]
         return merged
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def test_the_generic_bundle_loads_and_passes_its_golden_check(synthetic_bundle: 
 
 @pytest.fixture(scope="module")
 def node(synthetic_bundle: SyntheticBundle) -> Iterator[Node]:
-    settings = Settings.load({"bundle_dir": synthetic_bundle.root, "port": 0, "host": "127.0.0.1", "workers": 4}, env={})
+    settings = Settings.load(
+        {"bundle_dir": synthetic_bundle.root, "port": 0, "host": "127.0.0.1", "workers": 4}, env={}
+    )
     with Node(settings).start() as n:
         yield n
 
@@ -125,7 +128,7 @@ def test_cli_train_on_the_generic_format(synthetic_bundle: SyntheticBundle, tmp_
     )
     assert result.returncode == 0, result.stderr[-3000:]
     doc = json.loads(result.stdout)
-    assert set(doc) == {"version", "path", "gates", "metrics"}
+    assert {"version", "path", "gates", "metrics"} <= set(doc)
     assert Path(doc["path"]) == root / doc["version"]
     assert bundle_format.latest_version(root) == doc["version"]
     assert doc["gates"]["student"]["passed"] is True
@@ -141,9 +144,10 @@ def test_cli_train_on_the_generic_format(synthetic_bundle: SyntheticBundle, tmp_
     )
 
 
-def assert_one_line_error(result: object, *needles: str) -> None:
-    stderr: str = result.stderr  # type: ignore[attr-defined]
-    assert result.returncode == 2, stderr  # type: ignore[attr-defined]
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit 2, one line on stderr starting "edgerank: error:", no traceback."""
+    stderr = result.stderr
+    assert result.returncode == 2, stderr
     lines = stderr.splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith("edgerank: error: ")
@@ -174,5 +178,7 @@ def test_cli_train_unknown_item(synthetic_bundle: SyntheticBundle, tmp_path: Pat
     text = synthetic_bundle.interactions.read_text().splitlines()
     text[3] = "user-0,item-99999,4,1500000000"
     bad.write_text("\n".join(text) + "\n")
-    result = run_cli(["train", "--interactions", bad, "--items", synthetic_bundle.items, "--bundle-dir", tmp_path / "b"])
+    result = run_cli(
+        ["train", "--interactions", bad, "--items", synthetic_bundle.items, "--bundle-dir", tmp_path / "b"]
+    )
     assert_one_line_error(result, f"{bad}:4:", "'item-99999'")

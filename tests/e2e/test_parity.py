@@ -59,7 +59,7 @@ def test_offline_and_online_features_are_equal(
     movielens_bundle: TrainedBundle, bundle: LoadedBundle, pipeline: RankingPipeline, train_part: Interactions
 ) -> None:
     items = item_tables(movielens_bundle)
-    assert NOW > float(movielens_bundle.manifest["training"]["as_of"])
+    assert float(movielens_bundle.manifest["training"]["as_of"]) < NOW
     offline_assembler = items.assembler()
     slices = user_slices(train_part)
     by_id = {train_part.user_ids[u]: sl for u, sl in slices.items()}
@@ -110,4 +110,3 @@ def test_offline_and_online_features_are_equal(
         row_of = {int(c): k for k, c in enumerate(candidates)}
         for item, score in served.items():
             assert score == pytest.approx(float(scores[row_of[item]]), abs=1e-6)
-

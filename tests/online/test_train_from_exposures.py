@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,40 +45,44 @@ def test_train_from_the_exposure_log_and_serve_it(
     with Node(settings).start() as node, grpc.insecure_channel(node.target) as channel:
         assert node.feedback is not None and node.feedback.link.wait_connected(10)
         ranker, events = ranker_pb2_grpc.RankerStub(channel), events_pb2_grpc.EventsStub(channel)
-        users = [str(u) for u in node.holder.snapshot().user_ids[:120].tolist()]
+        users = [str(u) for u in node.holder.snapshot().user_ids.tolist()]
         served = []
-        for user in users:
-            response = ranker.Rank(ranker_pb2.RankRequest(user_id=user, num_results=10), timeout=10)
-            served.append(response)
-        node.feedback.exposures.close()  # the queue is drained into the stream (stop() does it too)
-        node.feedback.exposures = None  # type: ignore[assignment]
+        for hours in (0, 7, 15):  # three visits per user, at different times of day
+            context = ranker_pb2.Context(timestamp_ms=int((time.time() + 3600 * hours) * 1000))
+            for user in users:
+                request = ranker_pb2.RankRequest(user_id=user, num_results=20, context=context)
+                served.append(ranker.Rank(request, timeout=10))
+        node.feedback.exposures.flush()
         stored = [
             json.loads(m.data)
             for m in read_subject(settings.nats_url, EXPOSURES.name, EXPOSURES.subject(settings.region))
         ]
         assert [d["request_id"] for d in stored] == [r.request_id for r in served]
-        # The simulated users click the shown item closest to their taste, as the logged features say.
+        # The simulated users click the two shown items closest to their taste, as the logged features say.
         clicks = []
         for k, doc in enumerate(stored):
             if doc["features"] is None:
                 continue
-            best = int(np.argmax(logged_features(doc)[:, emb_dot]))
-            clicks.append(
-                events_pb2.Event(
-                    event_id=f"{settings.region}-c{k}",
-                    user_id=doc["user_id"],
-                    item_id=doc["items"][best],
-                    type=events_pb2.EVENT_TYPE_CLICK,
-                    timestamp_ms=int((doc["ts"] + 5) * 1000),
-                    request_id=doc["request_id"],
-                    position=best + 1,
+            for best in np.argsort(-logged_features(doc)[:, emb_dot])[:2].tolist():
+                clicks.append(
+                    events_pb2.Event(
+                        event_id=f"{settings.region}-c{k}-{best}",
+                        user_id=doc["user_id"],
+                        item_id=doc["items"][best],
+                        type=events_pb2.EVENT_TYPE_CLICK,
+                        timestamp_ms=int((doc["ts"] + 5) * 1000),
+                        request_id=doc["request_id"],
+                        position=best + 1,
+                    )
                 )
-            )
-        assert events.Log(events_pb2.LogRequest(events=clicks), timeout=10).accepted == len(clicks) >= 100
+        assert len(clicks) >= 500
+        for start in range(0, len(clicks), 500):
+            batch = clicks[start : start + 500]
+            assert events.Log(events_pb2.LogRequest(events=batch), timeout=10).accepted == len(batch)
 
         exposures, label_events = read_log(settings.nats_url, settings.region)
         logged = join(exposures, label_events)
-        assert logged.groups_kept == len(clicks)
+        assert logged.groups_kept * 2 == len(clicks)
         assert float(logged.rows.y.sum()) == len(clicks)
 
         code = main(
@@ -102,7 +107,7 @@ def test_train_from_the_exposure_log_and_serve_it(
         new_version = bundle_format.latest_version(root)
         assert new_version is not None and new_version != base.name
         manifest = bundle_format.read_manifest(root / new_version)
-        assert manifest["source"]["exposure_groups"] == len(clicks)
+        assert manifest["source"]["exposure_groups"] * 2 == len(clicks)
         assert manifest["parent"] == base.name
 
         node.load_bundle()
@@ -110,4 +115,3 @@ def test_train_from_the_exposure_log_and_serve_it(
         assert response.bundle_version == new_version
         assert response.served_by == ranker_pb2.SERVED_BY_FULL
         assert len(response.items) == 10
-    del time

@@ -1,69 +1,7 @@
-"""A hub and two region leaf nodes (real nats-server processes) on free loopback ports.
-
-Each server runs the config that ``replicator.topology`` renders (the same text
-as ``edge_deploy/nats``, other ports), so the tests exercise the real topology:
-JetStream domains, leaf connections, mirrors across domains.
-"""
+"""The hub and region leaves the replication tests run against (see :mod:`replicator.local_cluster`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from replicator.local_cluster import REGIONS, Cluster, ConfNatsServer, start_cluster, url
 
-from replicator import topology
-from tests.servers import LOOPBACK, NatsServer, find_nats_server, free_port
-
-REGIONS = ("eu-west", "us-east")
-
-
-class ConfNatsServer(NatsServer):
-    """nats-server run from a config file, with ports fixed before the first start."""
-
-    def __init__(self, workdir: Path, name: str, client: int, monitor: int, conf: str) -> None:
-        super().__init__(find_nats_server(), workdir)
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        self.port, self.monitor_port = client, monitor
-        self.conf_path = workdir / f"{name}.conf"
-        self.conf_path.write_text(conf)
-
-    def argv(self) -> list[str]:
-        return [str(self.binary), "-c", str(self.conf_path)]
-
-
-@dataclass
-class Cluster:
-    hub: ConfNatsServer
-    leaves: dict[str, ConfNatsServer]
-
-    def stop(self) -> None:
-        for server in (*self.leaves.values(), self.hub):
-            server.stop()
-
-
-def _ports(n: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < n:
-        ports.add(free_port())
-    return list(ports)
-
-
-def start_cluster(workdir: Path, regions: tuple[str, ...] = REGIONS) -> Cluster:
-    p = _ports(3 + 2 * len(regions))
-    hub_ports = topology.ServerPorts(topology.HUB_DOMAIN, p[0], p[1])
-    hub = ConfNatsServer(workdir, "hub", p[0], p[1], topology.hub_conf(hub_ports, p[2], str(workdir / "js-hub")))
-    hub.start()
-    leaves = {}
-    for i, region in enumerate(regions):
-        client, monitor = p[3 + 2 * i], p[4 + 2 * i]
-        ports = topology.ServerPorts(region, client, monitor)
-        leaf = ConfNatsServer(
-            workdir, f"leaf-{region}", client, monitor, topology.leaf_conf(ports, p[2], str(workdir / f"js-{region}"))
-        )
-        leaf.start()
-        leaves[region] = leaf
-    return Cluster(hub, leaves)
-
-
-def url(server: NatsServer) -> str:
-    return f"nats://{LOOPBACK}:{server.port}"
+__all__ = ["REGIONS", "Cluster", "ConfNatsServer", "start_cluster", "url"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +66,11 @@ def region(
     rep.stop()
 
 
-def refused_after_promotion(cluster: Cluster, region: Any, version: str, reason: str) -> None:
+def refused_after_promotion(cluster: Cluster, region: Any, publish: Callable[[], str], reason: str) -> None:
+    """``publish()`` puts a bad version in the hub's store; it is refused (when prefetched, or promoted)."""
     node, _watcher, rep, good = region
     before = metrics.value(metrics.REFUSED, reason="verification")
+    version = publish()
     promote(url(cluster.hub), REGION, version)
     why = wait_for(lambda: rep.replicator.refused.get(version), what=f"{version} refused")
     assert reason in why, why
@@ -82,7 +84,7 @@ def refused_after_promotion(cluster: Cluster, region: Any, version: str, reason:
 
 def test_unsigned_manifest(cluster: Cluster, region: Any, v2: Path) -> None:
     manifest, files = bundle_contents(v2, "bad-unsigned")
-    refused_after_promotion(cluster, region, upload(url(cluster.hub), manifest, files, None), "not signed")
+    refused_after_promotion(cluster, region, lambda: upload(url(cluster.hub), manifest, files, None), "not signed")
 
 
 def test_tampered_manifest(cluster: Cluster, region: Any, v2: Path, keys: tuple[Path, Path]) -> None:
@@ -93,9 +95,10 @@ def test_tampered_manifest(cluster: Cluster, region: Any, v2: Path, keys: tuple[
     manifest, files = bundle_contents(v2, "bad-tampered")
     signed = signing.sign_manifest(manifest, signing.load_private(keys[0]))
     signed["model_version"] = "evil"  # changed after signing
-    upload(url(cluster.hub), signed, files, None)
     assert json.dumps(signed)  # uploaded as is
-    refused_after_promotion(cluster, region, "bad-tampered", "signature does not match")
+    refused_after_promotion(
+        cluster, region, lambda: upload(url(cluster.hub), signed, files, None), "signature does not match"
+    )
 
 
 def test_other_key(cluster: Cluster, region: Any, v2: Path, tmp_path: Path) -> None:
@@ -103,7 +106,7 @@ def test_other_key(cluster: Cluster, region: Any, v2: Path, tmp_path: Path) -> N
 
     other, _ = signing.keygen(tmp_path / "other.key")
     manifest, files = bundle_contents(v2, "bad-other-key")
-    refused_after_promotion(cluster, region, upload(url(cluster.hub), manifest, files, other), "trusted key is")
+    refused_after_promotion(cluster, region, lambda: upload(url(cluster.hub), manifest, files, other), "trusted key is")
 
 
 def test_path_outside_bundle(cluster: Cluster, region: Any, v2: Path, keys: tuple[Path, Path]) -> None:
@@ -111,8 +114,9 @@ def test_path_outside_bundle(cluster: Cluster, region: Any, v2: Path, keys: tupl
     evil = b"x"
     manifest["files"]["../../x"] = {"sha256": hashlib.sha256(evil).hexdigest(), "size": 1}
     files["../../x"] = evil
-    version = upload(url(cluster.hub), manifest, files, keys[0])
-    refused_after_promotion(cluster, region, version, "outside the bundle")
+    refused_after_promotion(
+        cluster, region, lambda: upload(url(cluster.hub), manifest, files, keys[0]), "outside the bundle"
+    )
     assert not (region[2].replicator.region.root.parent / "x").exists()
 
 
@@ -121,22 +125,24 @@ def test_corrupted_chunk(cluster: Cluster, region: Any, v2: Path, keys: tuple[Pa
     data = bytearray(files["item_emb.npy"])
     data[len(data) // 2] ^= 0xFF
     files["item_emb.npy"] = bytes(data)  # the manifest keeps the true sha256
-    refused_after_promotion(cluster, region, upload(url(cluster.hub), manifest, files, keys[0]), "sha256")
+    refused_after_promotion(cluster, region, lambda: upload(url(cluster.hub), manifest, files, keys[0]), "sha256")
 
 
 def test_truncated_file(cluster: Cluster, region: Any, v2: Path, keys: tuple[Path, Path]) -> None:
     manifest, files = bundle_contents(v2, "bad-truncated")
     files["user_emb.npy"] = files["user_emb.npy"][:-100]
-    refused_after_promotion(cluster, region, upload(url(cluster.hub), manifest, files, keys[0]), "bytes, the manifest")
+    refused_after_promotion(
+        cluster, region, lambda: upload(url(cluster.hub), manifest, files, keys[0]), "bytes, the manifest"
+    )
 
 
 def test_disk_full_while_staging(cluster: Cluster, region: Any, v2: Path, keys: tuple[Path, Path], disk: Disk) -> None:
     node, _watcher, rep, good = region
     manifest, files = bundle_contents(v2, "disk-full")
-    version = upload(url(cluster.hub), manifest, files, keys[0])
     before = metrics.value(metrics.REFUSED, reason="disk")
-    disk.budget = 200_000
+    disk.budget = 200_000  # before the upload: the prefetch as well as the promotion's fetch runs out of space
     try:
+        version = upload(url(cluster.hub), manifest, files, keys[0])
         promote(url(cluster.hub), REGION, version)
         wait_for(lambda: metrics.value(metrics.REFUSED, reason="disk") > before, what="disk-full counted")
         assert serving(node) == good

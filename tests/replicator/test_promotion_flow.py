@@ -44,6 +44,9 @@ def test_publish_promote_rollback_under_traffic(
             traffic = {"eu-west": Traffic(eu.target, USERS).start(), "us-east": Traffic(us.target, USERS).start()}
 
             b = publish_bundle(hub, v2, keys[0]).version
+            # Prefetched in both regions as soon as it is published, before any promotion names it.
+            wait_for(lambda: all(r.replicator.region.has(b) for r in reps.values()), what="v2 prefetched")
+            assert serving(eu) == serving(us) == a
             promote(hub, "eu-west", b)
             wait_for(lambda: serving(eu) == b, what="eu-west serving v2")
             wait_for(lambda: traffic["eu-west"].versions.get(b, 0) > 20, what="eu-west responses from v2")

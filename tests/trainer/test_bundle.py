@@ -163,7 +163,7 @@ def test_verify_refuses_a_name_outside_the_bundle(bundle: tuple[Path, dict], nam
 
 
 def test_read_manifest_errors(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match="has no manifest.json"):
+    with pytest.raises(BundleError, match=r"has no manifest\.json"):
         B.read_manifest(tmp_path)
     (tmp_path / B.MANIFEST).write_text("{not json")
     with pytest.raises(BundleError, match="not valid JSON"):

@@ -59,10 +59,7 @@ def test_extra_tags_are_appended(items_csv: Path) -> None:
 def test_interactions_with_rating_and_threshold(tmp_path: Path, items_csv: Path) -> None:
     inter = write(
         tmp_path / "inter.csv",
-        "user_id,item_id,timestamp,rating\n"
-        "u2,a,100,5\n"
-        "u1,b,300,3.5\n"
-        "u1,a,200,4\n",
+        "user_id,item_id,timestamp,rating\nu2,a,100,5\nu1,b,300,3.5\nu1,a,200,4\n",
     )
     data = load_generic(inter, items_csv)
     assert data.name == "inter"
@@ -91,13 +88,7 @@ def test_interactions_with_label(tmp_path: Path, items_csv: Path) -> None:
 def test_rows_sorted_by_user_time_then_item_id(tmp_path: Path, items_csv: Path) -> None:
     inter = write(
         tmp_path / "inter.csv",
-        "user_id,item_id,timestamp,rating\n"
-        "u1,c,50,4\n"
-        "u2,b,10,4\n"
-        "u1,b,50,4\n"
-        "u1,a,60,4\n"
-        "u2,a,10,4\n"
-        "u1,a,40,4\n",
+        "user_id,item_id,timestamp,rating\nu1,c,50,4\nu2,b,10,4\nu1,b,50,4\nu1,a,60,4\nu2,a,10,4\nu1,a,40,4\n",
     )
     it = load_generic(inter, items_csv).interactions
     assert it.user_ids == ["u1", "u2"]

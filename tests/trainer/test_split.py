@@ -43,9 +43,10 @@ def check_protocol(data: Interactions, item_key: list[str]) -> None:
     assert not train_users & set(expected_cold)
     assert not warm_users & set(expected_cold)
     assert cold_users == set(expected_cold) & {data.user_ids[u] for u in data.user}
-    assert (np.bincount(cold.user, minlength=len(data.user_ids)) == np.bincount(
-        data.user, minlength=len(data.user_ids)
-    ) * np.array([sha1_cold(u) for u in data.user_ids])).all()  # all of a cold user's rows
+    assert (
+        np.bincount(cold.user, minlength=len(data.user_ids))
+        == np.bincount(data.user, minlength=len(data.user_ids)) * np.array([sha1_cold(u) for u in data.user_ids])
+    ).all()  # all of a cold user's rows
 
     # warm users: the last ceil(20%) by (timestamp, item id)
     for u in range(len(data.user_ids)):
@@ -55,13 +56,23 @@ def check_protocol(data: Interactions, item_key: list[str]) -> None:
         if not mine.any():
             continue
         ordered = sorted(
-            zip(data.timestamp[mine].tolist(), [item_key[i] for i in data.item[mine]], data.item[mine].tolist(), strict=True)
+            zip(
+                data.timestamp[mine].tolist(),
+                [item_key[i] for i in data.item[mine]],
+                data.item[mine].tolist(),
+                strict=True,
+            )
         )
         k = math.ceil(0.2 * len(ordered))
         expect_test = [(t, i) for t, _, i in ordered[-k:]]
         expect_train = [(t, i) for t, _, i in ordered[:-k]]
-        got_test = [(float(t), int(i)) for t, i in zip(warm.timestamp[warm.user == u], warm.item[warm.user == u], strict=True)]
-        got_train = [(float(t), int(i)) for t, i in zip(train.timestamp[train.user == u], train.item[train.user == u], strict=True)]
+        got_test = [
+            (float(t), int(i)) for t, i in zip(warm.timestamp[warm.user == u], warm.item[warm.user == u], strict=True)
+        ]
+        got_train = [
+            (float(t), int(i))
+            for t, i in zip(train.timestamp[train.user == u], train.item[train.user == u], strict=True)
+        ]
         assert got_test == expect_test
         assert got_train == expect_train
         if got_train:

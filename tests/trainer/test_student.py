@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,9 +22,7 @@ def random_mlp(rng: np.random.Generator, sizes: tuple[int, ...] = (N_FEATURES, 1
     return Mlp(
         mean=rng.standard_normal(sizes[0]).astype(np.float32),
         scale=rng.uniform(0.5, 2.0, sizes[0]).astype(np.float32),
-        weights=[
-            (rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-        ],
+        weights=[(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32) for a, b in itertools.pairwise(sizes)],
         biases=[rng.standard_normal(b).astype(np.float32) * 0.1 for b in sizes[1:]],
     )
 

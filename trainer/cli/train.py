@@ -13,6 +13,8 @@ from trainer.cli.data_options import add_data_arguments
 from trainer.errors import DataError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from trainer.exposures import LoggedRows
 
 POOL_SIZE = 500
@@ -26,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pool-size", type=int, default=POOL_SIZE, help="candidates per user (default 500)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--signing-key", default=None, help="sign the manifest with this ed25519 key (PEM) [EDGERANK_SIGNING_KEY]"
+    )
     p.add_argument("--json", action="store_true", help="print the manifest's gates and metrics as JSON")
     p.add_argument(
         "--from-exposures",
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.pool_size < 10:
         raise ValueError(f"--pool-size must be at least 10, got {args.pool_size}")
+    key = _signing_key(args.signing_key)  # a bad key fails before training, not after
     logged = _logged_rows(args) if args.from_exposures else None
     dataset, source = load_dataset(args)
     if logged is not None:
@@ -58,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     parent = latest_version(args.bundle_dir)
     trained = train(dataset, args.bundle_dir, config, parent=parent, source=source, logged=logged)
     m = trained.manifest
+    if key is not None:
+        from replicator.signing import sign_bundle
+
+        m = sign_bundle(trained.bundle_dir, key)
     if args.json:
         print(
             json.dumps(
@@ -81,8 +91,19 @@ def run(args: argparse.Namespace) -> int:
         f"  gate: student NDCG@10 {gate['student']:.4f} vs teacher {gate['teacher']:.4f} "
         f"(max drop {gate['max_drop']:.0%}): passed"
     )
+    if key is not None:
+        print(f"  signed by key {m['signature']['key_id']}")
     print(metrics_table(m["metrics"]))
     return 0
+
+
+def _signing_key(flag: str | None) -> Ed25519PrivateKey | None:
+    """The key from --signing-key, else EDGERANK_SIGNING_KEY (node.settings), else None: no signature."""
+    from node.settings import Settings
+    from replicator.signing import load_private
+
+    path = Settings.load({"signing_key": flag}).signing_key
+    return load_private(Path(path)) if path else None
 
 
 def _logged_rows(args: argparse.Namespace) -> LoggedRows:

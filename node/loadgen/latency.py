@@ -1,0 +1,206 @@
+"""``edgerank bench latency``: the latency contract, measured.
+
+Without a fault, three runs are reported, each under its own key:
+
+* ``one_in_flight``: one request at a time, back to back (the floor);
+* ``half_max`` and ``eighty_pct_max``: Poisson arrivals at 50% and 80% of
+  ``max_rps``, the highest rate that passes (:mod:`node.loadgen.search`).
+
+With a fault, one open-loop run at ``rate`` while the fault is on
+(``fault_run``); with ``rate`` and no fault, one run at that rate
+(``fixed_rate``). Every run reports its rungs, and the CPU the load
+generator and (when started here) the node used, in cores, so that a
+saturated generator is visible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from node.loadgen.driver import RunResult
+from node.loadgen.faults import FaultPlan, injected
+from node.loadgen.histogram import LatencyHistogram
+from node.loadgen.local_node import LocalNode
+from node.loadgen.requests import RequestMix, bundle_user_ids, prepare_requests
+from node.loadgen.search import SearchConfig, find_max_rps
+from node.loadgen.workers import WorkerPool
+from trainer import bundle as bundle_format
+
+WARM_UP_S = 4.0
+RUN_KEYS = ("one_in_flight", "half_max", "eighty_pct_max")
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    bundle_dir: Path
+    target: str | None = None  # None: start a node here
+    processes: int = 2
+    server_workers: int | None = None
+    workers: int = 2  # load generator processes
+    connections: int = 4  # per load generator process
+    mix: RequestMix = field(default_factory=RequestMix)
+    duration_s: float = 10.0
+    search: SearchConfig = field(default_factory=SearchConfig)
+    rate: float | None = None  # a fixed rate instead of the search (and the rate of a fault run)
+    fault: str | None = None
+    ranker_delay_ms: float = 80.0
+    redis_delay_ms: float = 20.0
+    seed: int = 0
+
+
+class _Meter:
+    """CPU of the node (when local) across a run, in cores."""
+
+    def __init__(self, node: LocalNode | None):
+        self.node = node
+
+    @contextmanager
+    def measure(self, out: dict[str, float]) -> Iterator[None]:
+        c0, t0 = (self.node.cpu_s() if self.node else 0.0), time.monotonic()
+        yield
+        wall = time.monotonic() - t0
+        if self.node is not None and wall > 0:
+            out["node_cpu_cores"] = round((self.node.cpu_s() - c0) / wall, 2)
+
+
+def _run_figures(
+    result: RunResult, rate: float | None, max_rps: float | None, catalog: int | None, mix: RequestMix
+) -> dict[str, Any]:
+    wall = max(result.finished - result.started, 1e-9)
+    return {
+        "catalog_items": catalog,
+        "candidates": mix.candidates,
+        "max_rps": None if max_rps is None else round(max_rps, 1),
+        "rate_rps": None if rate is None else round(rate, 1),
+        "achieved_rps": round(result.achieved_rps(), 1),
+        "requests": result.completed,
+        **result.histogram.summary(),
+        "errors": sum(result.errors.values()),
+        "error_codes": dict(result.errors),
+        "rungs": dict(sorted(result.rungs.items())),
+        "degraded_share": round(result.degraded_share(), 4),
+        "loadgen_cpu_cores": round(result.cpu_s / wall, 2),
+        "send_lag_p99_ms": round(result.send_lag_p99_ms, 3),
+    }
+
+
+def _start(
+    config: LatencyConfig, bundle_dir: Path, requests: list[Any], plan: FaultPlan | None, session: ExitStack
+) -> tuple[LocalNode | None, WorkerPool]:
+    """A node (unless the target is external) and the load generator's workers, warmed up."""
+    node: LocalNode | None = None
+    if config.target is None:
+        node = LocalNode(bundle_dir, config.processes, config.server_workers, plan.node_env if plan else None)
+        session.enter_context(node)
+    pool = WorkerPool(node.target if node else str(config.target), config.workers, requests, config.connections)
+    session.callback(pool.close)
+    pool.run_open(config.rate or config.search.start_rps, WARM_UP_S, seed=config.seed + 999)
+    return node, pool
+
+
+def conditions() -> dict[str, Any]:
+    load1, load5, _ = os.getloadavg()
+    return {
+        "cpus": os.cpu_count(),
+        "loadavg_1m_before": round(load1, 2),
+        "loadavg_5m_before": round(load5, 2),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, Any], dict[str, LatencyHistogram]]:
+    """(the result document, the histogram of each run by key)."""
+    bundle_dir = bundle_format.resolve(config.bundle_dir)
+    manifest = bundle_format.read_manifest(bundle_dir)
+    catalog = int((manifest.get("counts") or {}).get("items", 0)) or None
+    requests = prepare_requests(bundle_user_ids(bundle_dir), config.mix, config.seed)
+    out: dict[str, Any] = {
+        "bundle": str(bundle_dir),
+        "catalog_items": catalog,
+        "candidates": config.mix.candidates,
+        "unknown_share": config.mix.unknown_share,
+        "conditions": conditions(),
+    }
+    with ExitStack() as stack:
+        plan: FaultPlan | None = None
+        if config.fault is not None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgerank-fault-")))
+            plan = stack.enter_context(injected(config.fault, workdir, config.ranker_delay_ms, config.redis_delay_ms))
+            out["fault"] = plan.describe()
+        session = stack.enter_context(ExitStack())
+        node, pool = _start(config, bundle_dir, requests, plan, session)
+        target = node.target if node else str(config.target)
+        out["node"] = {"target": target}
+        if node is not None:
+            out["node"].update(
+                processes=config.processes,
+                workers=config.server_workers,
+                rss_mib=sorted(node.rss_mib().values(), reverse=True),
+            )
+        out["loadgen"] = {"workers": config.workers, "connections_per_worker": config.connections}
+        meter = _Meter(node)
+        if plan is not None:
+            plan.activate()
+        if plan is not None or config.rate is not None:
+            rate = float(config.rate or config.search.start_rps)
+            figures: dict[str, Any] = {}
+            with meter.measure(figures):
+                result = pool.run_open(rate, config.duration_s, seed=config.seed)
+            key = "fault_run" if plan else "fixed_rate"
+            out["max_rps"] = None
+            out[key] = {**_run_figures(result, rate, None, catalog, config.mix), **figures}
+            return out, {key: result.histogram}
+        runs: dict[str, Any] = {}
+        histograms: dict[str, LatencyHistogram] = {}
+        figures = {}
+        with meter.measure(figures):
+            closed = pool.run_closed(config.duration_s)
+        runs["one_in_flight"] = {**_run_figures(closed, None, None, catalog, config.mix), **figures}
+        histograms["one_in_flight"] = closed.histogram
+
+        def step(rate: float) -> tuple[RunResult, float]:
+            seed = config.seed + int(rate)
+            r = pool.run_open(rate, config.search.step_s, seed=seed)
+            offered = r.sent / config.search.step_s
+            if on_step is not None:
+                on_step(rate, r)
+            return r, offered
+
+        max_rps, steps = find_max_rps(step, config.search)
+        out["max_rps"] = round(max_rps, 1)
+        if node is not None:
+            # The search overloads the node; its ladder may remember that for a while. The reported
+            # runs get a fresh node.
+            session.close()
+            node, pool = _start(config, bundle_dir, requests, plan, session)
+            meter = _Meter(node)
+        out["search"] = {"budget_ms": config.search.budget_ms, "step_s": config.search.step_s, "steps": steps}
+        runs["one_in_flight"]["max_rps"] = out["max_rps"]
+        for key, share in (("half_max", 0.5), ("eighty_pct_max", 0.8)):
+            rate = max_rps * share
+            if rate <= 0:
+                runs[key] = None
+                continue
+            figures = {}
+            with meter.measure(figures):
+                r = pool.run_open(rate, config.duration_s, seed=config.seed + 7)
+            runs[key] = {**_run_figures(r, rate, max_rps, catalog, config.mix), **figures}
+            histograms[key] = r.histogram
+        out.update(runs)
+        return out, histograms
+
+
+def dumps(result: dict[str, Any]) -> str:
+    return json.dumps(result, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))

@@ -1,0 +1,308 @@
+"""``edgerank bench replication``: publish, promote in two regions, roll back, and time it all.
+
+Starts a throwaway hub and two region leaves (:mod:`replicator.local_cluster`,
+the topology of ``edge_deploy/nats``), and per region an ``edgerank replicate``
+and an ``edgerank serve --follow`` process, as ``edgerank up`` does. Two
+versions of the bundle (the same files under two version names, signed with a
+throwaway key) are published; v1 is promoted and served first. Then, under a
+fixed-rate open-loop Rank load spread over both nodes (:mod:`replicator.bench_load`):
+
+* ``publish_s``: gates + upload of v2 (``replicator.publish.publish``);
+* ``live_in_all_regions_s``: from the promotion write (both regions, one
+  after the other) until Rank answers from v2 in both regions (probed every
+  10 ms on each node). By default the replicators prefetch v2 as soon as it is
+  published (``prefetched_in_all_regions_s``, from the end of the publish), so
+  this is the assignment and the node's load and warm-up; with ``prefetch=False``
+  (``--no-prefetch``) it includes the download;
+* ``rollback_s``: from the rollback write until both answer from v1 again;
+* ``swap_p999_ratio``: P99.9 of the load's requests sent during the swap (from
+  the promotion write until both regions serve v2, at least ``min_swap_window_s``)
+  over the P99.9 of a steady window of ``steady_s`` before it, same rate.
+
+Per region, the replicator's and the node's JSON logs give the breakdown
+(fetch and verify, assignment written, load and warm-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
+from node.local_servers import free_port
+from replicator import assignment as assign
+from replicator import gates, names, promotions, signing
+from replicator.bench_load import OpenLoopLoad, summary
+from replicator.errors import ReplicatorError
+from replicator.local_cluster import REGIONS, Cluster, start_cluster, url
+from replicator.nats_io import connect
+from replicator.processes import Children, child_env, wait_port
+from replicator.publish import publish
+from trainer import bundle as bundle_format
+from trainer.bundle import MANIFEST, write_atomic
+
+log = logging.getLogger(__name__)
+
+PROBE_S = 0.01
+
+
+@dataclass(frozen=True)
+class ReplicationBench:
+    bundle: Path  # a bundle directory or a root with LATEST
+    label: str
+    rate: float = 100.0  # Rank requests per second, over both nodes
+    steady_s: float = 10.0
+    min_swap_window_s: float = 5.0
+    timeout_s: float = 600.0
+    prefetch: bool = True  # the replicators fetch v2 when it is published, before its promotion
+    workdir: Path | None = None  # default: a temporary directory, removed afterwards
+
+
+def _copy_as(src: Path, root: Path, version: str) -> Path:
+    """``src``'s files under ``root/version`` (hard links where possible), unsigned, renamed."""
+    dest = root / version
+    dest.mkdir(parents=True)
+    manifest = json.loads((src / MANIFEST).read_text())
+    for name in manifest["files"]:
+        try:
+            os.link(src / name, dest / name)
+        except OSError:
+            shutil.copyfile(src / name, dest / name)
+    manifest.pop("signature", None)
+    manifest["version"] = version
+    write_atomic(dest / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    return dest
+
+
+def _version(tag: str) -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-bench-{tag}"
+
+
+class _Probe:
+    """One channel per node; ``version()`` is the bundle version a Rank answers from."""
+
+    def __init__(self, targets: dict[str, str], user: str):
+        self.channels = {r: grpc.insecure_channel(t) for r, t in targets.items()}
+        self.stubs = {r: ranker_pb2_grpc.RankerStub(ch) for r, ch in self.channels.items()}
+        self.request = ranker_pb2.RankRequest(user_id=user, num_results=10)
+
+    def version(self, region: str) -> str | None:
+        try:
+            return str(self.stubs[region].Rank(self.request, timeout=2.0).bundle_version)
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return None  # not serving yet
+            raise
+
+    def wait_all(self, version: str, timeout: float) -> float:
+        """Until every node answers from ``version``; returns the monotonic time it was seen."""
+        deadline = time.monotonic() + timeout
+        pending = set(self.stubs)
+        while pending:
+            for region in sorted(pending):
+                if self.version(region) == version:
+                    pending.discard(region)
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise ReplicatorError(f"{', '.join(sorted(pending))} did not serve {version} within {timeout:.0f} s")
+            time.sleep(PROBE_S)
+        return time.monotonic()
+
+    def close(self) -> None:
+        for ch in self.channels.values():
+            ch.close()
+
+
+def _hub(cluster: Cluster, fn: Any) -> Any:
+    async def go() -> Any:
+        nc = await connect(url(cluster.hub), "bench", max_reconnect_attempts=2)
+        try:
+            return await fn(nc.jetstream(domain="hub", timeout=10.0))
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def _write_all(cluster: Cluster, op: Any) -> None:
+    async def go(js: Any) -> None:
+        for region in REGIONS:
+            await promotions.update(js, names.PROMOTIONS_BUCKET, region, op)
+
+    _hub(cluster, go)
+
+
+def _log_events(text: str) -> list[tuple[float, str]]:
+    out = []
+    for line in text.splitlines():
+        try:
+            doc = json.loads(line)
+            ts = dt.datetime.strptime(doc["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue  # not one of our JSON log lines (a progress bar, a library's print)
+        out.append((ts, str(doc.get("msg", ""))))
+    return out
+
+
+def _first(events: list[tuple[float, str]], after: float, *needles: str) -> float | None:
+    for ts, msg in events:
+        if ts >= after - 0.002 and all(n in msg for n in needles):
+            return ts
+    return None
+
+
+def _breakdown(children: Children, version: str, written_at: float) -> dict[str, Any]:
+    """Per region, seconds after the promotion write: fetched, assigned, loading started, serving."""
+    out: dict[str, Any] = {}
+    for region in REGIONS:
+        rep, node = _log_events(children.log(f"replicate-{region}")), _log_events(children.log(f"node-{region}"))
+        marks = {
+            "fetched": _first(rep, written_at, "fetched and verified", version),
+            "assigned": _first(rep, written_at, "assigned champion", version),
+            "loading": _first(node, written_at, "loading bundle", version),
+            "serving": _first(node, written_at, "serving bundle", version),
+        }
+        out[region] = {k: None if v is None else round(v - written_at, 3) for k, v in marks.items()}
+        fetch = next((m for _, m in rep if "fetched and verified" in m and version in m), "")
+        out[region]["fetch_log"] = fetch
+    return out
+
+
+def _wait_installed(regions: Path, version: str, timeout: float) -> float:
+    """Until every region's directory holds ``version`` (installed by its replicator); the time then."""
+    deadline = time.monotonic() + timeout
+    while not all((regions / r / version / MANIFEST).is_file() for r in REGIONS):
+        if time.monotonic() > deadline:
+            raise ReplicatorError(f"{version} was not prefetched in every region within {timeout:.0f} s")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def _users(bundle_dir: Path, n: int = 200) -> list[str]:
+    import numpy as np
+
+    ids = np.load(bundle_dir / "user_ids.npy", mmap_mode="r")
+    step = max(1, len(ids) // n)
+    return [str(u) for u in ids[::step][:n]]
+
+
+def run(bench: ReplicationBench) -> dict[str, Any]:
+    src = bundle_format.resolve(Path(bench.bundle))
+    own_workdir = bench.workdir is None
+    work = Path(tempfile.mkdtemp(prefix="edgerank-bench-repl-")) if bench.workdir is None else Path(bench.workdir)
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    children = Children(work / "logs")
+    cluster: Cluster | None = None
+    load: OpenLoopLoad | None = None
+    probe: _Probe | None = None
+    try:
+        key_path, pub_path = signing.keygen(work / "keys" / "bench.key")
+        key = signing.load_private(key_path)
+        v1 = _copy_as(src, work / "src", _version("v1"))
+        v2 = _copy_as(src, work / "src", _version("v2"))
+        bundle_bytes = sum(int(m["size"]) for m in json.loads((src / MANIFEST).read_text())["files"].values())
+        (work / "nats").mkdir()
+        cluster = start_cluster(work / "nats")
+        config = gates.GateConfig()
+        _hub(cluster, lambda js: publish(js, v1, key, config, progress=False))
+        _write_all(cluster, lambda a: assign.promote(a, v1.name))
+
+        targets = {}
+        for region in REGIONS:
+            port = free_port()
+            targets[region] = f"127.0.0.1:{port}"
+            d = work / "regions" / region
+            env = child_env(log_level="INFO")
+            children.edgerank(
+                f"replicate-{region}",
+                ["replicate", "--region", region, "--dir", str(d), "--nats-url", url(cluster.leaves[region]),
+                 "--trusted-key", str(pub_path), *([] if bench.prefetch else ["--no-prefetch"])],
+                env,
+            )  # fmt: skip
+            children.edgerank(
+                f"node-{region}",
+                ["serve", "--follow", "--bundle-dir", str(d), "--region", region, "--host", "127.0.0.1",
+                 "--port", str(port)],
+                env,
+            )  # fmt: skip
+        for target in targets.values():
+            wait_port(int(target.rsplit(":", 1)[1]), timeout=60, children=children)
+        probe = _Probe(targets, _users(src, 1)[0])
+        probe.wait_all(v1.name, bench.timeout_s)
+
+        load = OpenLoopLoad(list(targets.values()), _users(src), bench.rate).start()
+        time.sleep(1.0)  # let the load settle (connections, first calls) before the steady window
+        steady_t0 = time.monotonic()
+        time.sleep(bench.steady_s)
+        steady_t1 = time.monotonic()
+
+        t = time.monotonic()
+        published = _hub(cluster, lambda js: publish(js, v2, key, config, progress=False))
+        publish_s = time.monotonic() - t
+
+        prefetched_s = None
+        if bench.prefetch:  # the regions download v2 now; the promotion waits for what is left of that
+            prefetched_s = _wait_installed(work / "regions", v2.name, bench.timeout_s) - (t + publish_s)
+        time.sleep(1.0)  # publishing and prefetching are not part of either window
+        written_wall, t0 = time.time(), time.monotonic()
+        _write_all(cluster, lambda a: assign.promote(a, v2.name))
+        live_at = probe.wait_all(v2.name, bench.timeout_s)
+        swap_t1 = max(live_at, t0 + bench.min_swap_window_s)
+        while time.monotonic() < swap_t1 + 1.0:
+            time.sleep(0.05)
+        breakdown = _breakdown(children, v2.name, written_wall)
+
+        t1 = time.monotonic()
+        _write_all(cluster, assign.rollback)
+        rolled_at = probe.wait_all(v1.name, bench.timeout_s)
+        time.sleep(0.5)
+        load.stop()
+        steady = summary(load.window(steady_t0, steady_t1))
+        swap = summary(load.window(t0, swap_t1))
+        ratio = swap["p999_ms"] / steady["p999_ms"] if steady["p999_ms"] and swap["p999_ms"] else None
+        after = summary(load.window(t1, rolled_at + 0.5))
+        slowest = sorted(load.window(t0, swap_t1), key=lambda x: -x.latency_ms)[:8]
+        return {
+            "label": bench.label,
+            "bundle_mb": round(bundle_bytes / 1e6, 1),
+            "items": int(json.loads((src / MANIFEST).read_text()).get("counts", {}).get("items", 0)),
+            "publish_s": round(publish_s, 2),
+            "prefetch": bench.prefetch,
+            "prefetched_in_all_regions_s": None if prefetched_s is None else round(prefetched_s, 2),
+            "live_in_all_regions_s": round(live_at - t0, 2),
+            "rollback_s": round(rolled_at - t1, 3),
+            "swap_p999_ratio": None if ratio is None else round(ratio, 2),
+            "steady": steady,
+            "swap": swap,
+            "rollback_window": after,
+            "swap_window_s": round(swap_t1 - t0, 2),
+            # (seconds after the promotion write, ms): when the slowest requests of the swap were sent
+            "swap_slowest": [(round(x.intended - t0, 3), round(x.latency_ms, 1)) for x in slowest],
+            "breakdown_s": breakdown,
+            "uploaded_files": published.uploaded_files,
+            "rate_rps": bench.rate,
+            "load_send_lag_p99_ms": round(float(sorted(load.lags_ms)[int(0.99 * (len(load.lags_ms) - 1))]), 2),
+            "workdir": str(work) if not own_workdir else None,
+        }
+    finally:
+        if probe is not None:
+            probe.close()
+        if load is not None:
+            load.stop(drain_s=0)
+        children.stop()
+        if cluster is not None:
+            cluster.stop()
+        if own_workdir:
+            shutil.rmtree(work, ignore_errors=True)

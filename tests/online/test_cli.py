@@ -1,0 +1,27 @@
+"""Bad input to the new commands: one readable line and exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["features", "--region", "r"], "--redis-url (or EDGERANK_REDIS_URL) is required"),
+        (["features", "--redis-url", "http://x", "--nats-url", "nats://h:1"], "--redis-url: must be a redis:// URL"),
+        (["bench", "freshness", "--events", "3"], "--events must be at least 10"),
+        (["bench", "freshness", "--nats-url", "redis://h:1"], "--nats-url: must be a nats:// URL"),
+        (["train", "--from-exposures"], "--from-exposures needs --nats-url"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("EDGERANK_REDIS_URL", "EDGERANK_NATS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("edgerank: error: ") and message in err
