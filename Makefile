@@ -18,9 +18,9 @@ DEPS_STAMP := $(VENV)/.edgerank-deps.stamp
 BUILD_STAMP := $(VENV)/.edgerank-build.stamp
 RUST_SOURCES := $(shell find hotpath -path hotpath/target -prune -o \( -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock \) -print)
 
-MYPY_PATHS ?= hotpath node trainer replicator tests/conftest.py tests/servers.py tests/integration tests/deploy tests/loadgen
-# Files kept ruff-formatted; the rest of the tree gets `ruff check` only.
-FORMATTED ?= hotpath node trainer proto tests/conftest.py tests/servers.py tests/integration tests/deploy tests/node tests/hotpath tests/loadgen
+MYPY_PATHS ?= hotpath node trainer replicator tests
+# The whole tree is kept ruff-formatted.
+FORMATTED ?= .
 
 .PHONY: help
 help: ## Show this help
@@ -70,7 +70,7 @@ servers: install ## Show which redis-server and nats-server the tests will start
 	@$(BIN)/python -c 'from tests.servers import find_redis_server as r, find_nats_server as n; print("redis-server:", r()); print("nats-server: ", n())'
 
 .PHONY: test
-test: install servers ## Run cargo test (core crate) and pytest (starts its own Redis and NATS)
+test: install servers lint ## Lint, then cargo test (core crate) and pytest (starts its own Redis and NATS)
 	cd hotpath && cargo test --locked -p edgerank-core
 	$(BIN)/python -m pytest
 

@@ -89,9 +89,7 @@ def _base_resources() -> dict[str, dict[str, Any]]:
 
 
 def _container() -> dict[str, Any]:
-    containers = _base_resources()["Deployment"]["spec"]["template"]["spec"][
-        "containers"
-    ]
+    containers = _base_resources()["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return dict(containers[0])
 
@@ -144,9 +142,7 @@ def test_image_name_and_tag_agree() -> None:
 def test_grpc_port_is_the_settings_default_everywhere() -> None:
     port = _settings_default("port")
     assert _container_port("grpc") == port
-    exposed = {
-        int(p) for op, args in _final_stage() if op == "EXPOSE" for p in args.split()
-    }
+    exposed = {int(p) for op, args in _final_stage() if op == "EXPOSE" for p in args.split()}
     assert exposed == {port, METRICS_PORT}
     assert _container_port("metrics") == METRICS_PORT
     assert _docker_env()[ENV_PREFIX + "PORT"] == str(port)
@@ -159,9 +155,7 @@ def test_grpc_port_is_the_settings_default_everywhere() -> None:
 @pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe", "livenessProbe"])
 def test_probes_use_grpc_health_on_the_grpc_port(probe: str) -> None:
     spec = _container()[probe]
-    assert not {"httpGet", "tcpSocket", "exec"} & set(spec), (
-        f"{probe} must be a grpc probe"
-    )
+    assert not {"httpGet", "tcpSocket", "exec"} & set(spec), f"{probe} must be a grpc probe"
     assert spec["grpc"]["port"] == _settings_default("port")
 
 
@@ -172,13 +166,9 @@ def test_container_listens_on_all_interfaces() -> None:
 
 def test_env_keys_are_settings_fields() -> None:
     _env_keys_are_settings(list(_docker_env()), "Dockerfile ENV")
-    _env_keys_are_settings(
-        list(_base_resources()["ConfigMap"]["data"]), "base ConfigMap"
-    )
+    _env_keys_are_settings(list(_base_resources()["ConfigMap"]["data"]), "base ConfigMap")
     for region in REGIONS:
-        _env_keys_are_settings(
-            list(_overlay_configmap_data(region)), f"{region.name} overlay"
-        )
+        _env_keys_are_settings(list(_overlay_configmap_data(region)), f"{region.name} overlay")
 
 
 @pytest.mark.parametrize("region", REGIONS, ids=lambda p: p.name)
@@ -224,9 +214,7 @@ def test_image_copies_every_python_package() -> None:
     maturin = _pyproject()["tool"]["maturin"]
     wanted = {*maturin["python-packages"], maturin["module-name"].split(".")[0]}
     copied = {
-        Path(shlex.split(args)[0]).name
-        for op, args in _dockerfile()
-        if op == "COPY" and not args.startswith("--from")
+        Path(shlex.split(args)[0]).name for op, args in _dockerfile() if op == "COPY" and not args.startswith("--from")
     }
     assert wanted <= copied, f"not copied into the builder: {sorted(wanted - copied)}"
 

@@ -57,9 +57,7 @@ async def _publish_twice_and_kv(url: str) -> tuple[int, bool, bytes | None]:
     try:
         js = nc.jetstream()
         stream = _unique("SMOKE")
-        await js.add_stream(
-            name=stream, subjects=[f"{stream}.>"], duplicate_window=60.0
-        )
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"], duplicate_window=60.0)
         headers = {"Nats-Msg-Id": "event-1"}
         first = await js.publish(f"{stream}.events", b"payload", headers=headers)
         second = await js.publish(f"{stream}.events", b"payload", headers=headers)

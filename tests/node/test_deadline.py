@@ -6,6 +6,7 @@ import dataclasses
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -33,7 +34,7 @@ def pipeline_with(bundle: LoadedBundle, **settings: object) -> RankingPipeline:
     return RankingPipeline(Settings.load(settings, env={}), BundleHolder(bundle))
 
 
-def query(**changes: object) -> RankQuery:
+def query(**changes: Any) -> RankQuery:
     base = RankQuery(user_id="u005", surface="home", num_results=10, pool_size=200, request_id="r")
     return dataclasses.replace(base, **changes)
 

@@ -17,12 +17,12 @@ from node.pipeline import RankingPipeline
 from node.server import Node
 from node.settings import Settings
 from node.types import RankQuery, ServedBy, Source, UserState
-from trainer.candidates import CandidateGenerator
 from tests.node.conftest import node_settings
+from trainer.candidates import CandidateGenerator
 
 
 class DownStore:
-    def get(self, user_id: str) -> UserState | None:
+    def get(self, user_id: str, session_id: str = "") -> UserState | None:
         raise ConnectionError("feature store is down")
 
 

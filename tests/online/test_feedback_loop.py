@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
@@ -36,7 +37,7 @@ def channel(node: Node) -> Iterator[grpc.Channel]:
         yield ch
 
 
-def rank(channel: grpc.Channel, user: str, **extra: object) -> ranker_pb2.RankResponse:
+def rank(channel: grpc.Channel, user: str, **extra: Any) -> ranker_pb2.RankResponse:
     request = ranker_pb2.RankRequest(
         user_id=user, num_results=10, context=ranker_pb2.Context(timestamp_ms=NOW_MS), **extra
     )

@@ -106,7 +106,10 @@ def test_value_of_another_embedding_space_is_never_used(
     user = f"{settings.region}-u3"
     head = user_value.header(bundle.manifest["feature_schema_hash"], "another-space")
     d = len(bundle.manifest["feature_names"])
-    redis_client.set(keys.state(user), user_value.pack(head, np.zeros(d), np.zeros(bundle.embedding_dim), 1.0, []))
+    redis_client.set(
+        keys.state(user),
+        user_value.pack(head, np.zeros(d), np.zeros(bundle.embedding_dim), 1.0, np.zeros(0, dtype=np.int64)),
+    )
     with pytest.raises(StaleFeatures) as raised:
         store(bundle, settings).get(user)
     assert raised.value.state is None

@@ -18,7 +18,7 @@ from replicator import assignment as assign
 from replicator.processes import Children, child_env, wait_port
 from replicator.region_dir import RegionDir
 from tests.replicator.cluster import Cluster, url
-from tests.replicator.crash_helpers import rank_version
+from tests.replicator.crash_helpers import assigned, champion, rank_version
 from tests.replicator.harness import bundle_contents, promote, publish_bundle, upload, wait_for
 from trainer import bundle as bundle_format
 from trainer.bundle import MANIFEST
@@ -48,7 +48,7 @@ def test_replicator_killed_mid_download_resumes_and_installs_verified(
             "--trusted-key", str(keys[1])]  # fmt: skip
     env = child_env(log_level="INFO")
     first = children.edgerank("replicate-1", argv, env)
-    wait_for(lambda: region.read_assignment() and region.read_assignment().champion == good, what="v1 assigned")
+    wait_for(lambda: champion(region) == good, what="v1 assigned")
 
     promote(hub, REGION, version)
     staging = region.staging(version)
@@ -62,12 +62,12 @@ def test_replicator_killed_mid_download_resumes_and_installs_verified(
     # Nothing partial is visible under the version's name; the region still names v1.
     assert not region.path(version).exists()
     assert version not in region.versions()
-    assert region.read_assignment().champion == good
+    assert champion(region) == good
     assert staging.is_dir() and not (staging / WITHHELD).exists()
 
     upload(hub, manifest, {WITHHELD: withheld}, keys[0])
     children.edgerank("replicate-2", argv, env)
-    wait_for(lambda: region.read_assignment().champion == version, timeout=60, what="the restarted replicator")
+    wait_for(lambda: champion(region) == version, timeout=60, what="the restarted replicator")
     installed = region.path(version)
     bundle_format.verify_files(installed, json.loads((installed / MANIFEST).read_text()))
     assert not staging.exists()
@@ -96,7 +96,7 @@ def test_node_killed_mid_warm_up_serves_a_verified_version_after_restart(
     wait_port(port, timeout=60, children=children)
     wait_for(lambda: rank_version(target) == a, timeout=60, what="the node serving v1")
 
-    region.write_assignment(assign.promote(region.read_assignment(), b))
+    region.write_assignment(assign.promote(assigned(region), b))
     wait_for(lambda: f"loading bundle {b}" in children.log("node-1"), what="the node loading v2")
     assert rank_version(target) == a  # still warming v2 up
     node.kill()

@@ -75,8 +75,11 @@ def refused_after_promotion(cluster: Cluster, region: Any, publish: Callable[[],
     why = wait_for(lambda: rep.replicator.refused.get(version), what=f"{version} refused")
     assert reason in why, why
     assert metrics.value(metrics.REFUSED, reason="verification") == before + 1
-    wait_for(lambda: (rep.replicator.region.read_assignment() or {}).extra.get("refused"), what="assignment noted")
-    assert rep.replicator.region.read_assignment().champion == good
+    wait_for(
+        lambda: (a := rep.replicator.region.read_assignment()) is not None and a.extra.get("refused"),
+        what="assignment noted",
+    )
+    assert (a := rep.replicator.region.read_assignment()) is not None and a.champion == good
     assert serving(node) == good
     assert not (rep.replicator.region.root / version).exists()
     assert not rep.replicator.region.staging(version).exists()
