@@ -1,10 +1,20 @@
 """Loading one bundle into memory, verified, for serving.
 
 A :class:`LoadedBundle` is immutable once loaded. Loading checks every file's
-sha256, the feature schema, and the shapes of the arrays against the
-manifest; :meth:`LoadedBundle.warm_up` then checks that this node reproduces
-the scores the trainer recorded in ``golden.json``. A bundle that fails any
-check raises :class:`trainer.bundle.BundleError` and is never served.
+sha256 (or a matching marker that the region's replicator verified them, see
+:mod:`replicator.verified`), the feature schema, and the shapes of the arrays
+against the manifest; :meth:`LoadedBundle.warm_up` then checks that this node
+reproduces the scores the trainer recorded in ``golden.json``. A bundle that
+fails any check raises :class:`trainer.bundle.BundleError` and is never served.
+
+A node loads a new bundle inside its serving process, beside the bundle it
+serves, so no step of the load may hold the GIL for long: every request thread
+would wait for it. The arrays are memory-mapped (read-only, shared with the
+page cache and with every other version and process that maps them), the id
+lookups are sorted arrays (:class:`IdIndex`: one ``argsort``, which runs
+without the GIL, instead of a million-entry dict built with it), the titles
+are read only when asked for (they are not on the Rank path), and what is
+left holds the GIL for at most a few milliseconds at a time at 1M items.
 """
 
 from __future__ import annotations
@@ -12,15 +22,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import onnxruntime as ort
 from usearch.index import Index
 
 import hotpath
+from replicator import verified
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
 from trainer.artifacts import restore_index
@@ -37,6 +51,60 @@ CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
 
 
+class IdIndex(Mapping[str, int]):
+    """id -> row of a str array, as a read-only mapping: a binary search over the ids sorted once.
+
+    Built without holding the GIL for long (``argsort`` and fancy indexing of a
+    str array release it), unlike a dict, whose million inserts hold it for
+    tens of milliseconds at a time; a lookup costs about 1.5 us instead of 0.1
+    us, and a request makes a handful. Ids must be unique.
+    """
+
+    def __init__(self, ids: np.ndarray, what: str = "ids"):
+        if ids.ndim != 1 or ids.dtype.kind != "U":
+            raise BundleError(f"{what} must be a 1-d str array, not {ids.dtype} {ids.shape}")
+        self._ids = ids
+        self._rows = np.argsort(ids, kind="stable")
+        self._sorted = ids[self._rows]
+        if len(ids) > 1 and not bool(np.all(self._sorted[1:] != self._sorted[:-1])):
+            dup = self._sorted[1:][self._sorted[1:] == self._sorted[:-1]][0]
+            raise BundleError(f"{what} are not unique: {str(dup)!r} appears more than once")
+
+    def _find(self, key: object) -> int:
+        if not isinstance(key, str):
+            return -1
+        s = self._sorted
+        i = int(s.searchsorted(key))
+        if i < len(s) and s[i] == key:
+            return int(self._rows[i])
+        return -1
+
+    @overload
+    def get(self, key: str, /) -> int | None: ...
+    @overload
+    def get(self, key: str, default: int, /) -> int: ...
+    @overload
+    def get(self, key: str, default: Any, /) -> Any: ...
+    def get(self, key: str, default: Any = None, /) -> Any:
+        row = self._find(key)
+        return default if row < 0 else row
+
+    def __getitem__(self, key: str) -> int:
+        row = self._find(key)
+        if row < 0:
+            raise KeyError(key)
+        return row
+
+    def __contains__(self, key: object) -> bool:
+        return self._find(key) >= 0
+
+    def __iter__(self) -> Iterator[str]:
+        return (str(x) for x in self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 @dataclass(frozen=True, eq=False)
 class LoadedBundle:
     path: Path
@@ -47,11 +115,10 @@ class LoadedBundle:
     embedding_dim: int
     surfaces: dict[str, str]  # surface -> popularity list name
     item_ids: np.ndarray  # str [n_items]
-    item_index: dict[str, int]
-    titles: list[str]
+    item_index: IdIndex
     item_emb: np.ndarray  # f32 [n_items, D]
     user_ids: np.ndarray  # str [n_users]
-    user_index: dict[str, int]
+    user_index: IdIndex
     user_dense: np.ndarray
     user_emb: np.ndarray
     user_last_ts: np.ndarray
@@ -65,30 +132,67 @@ class LoadedBundle:
     assembler: Any  # hotpath.Assembler
     candidates: CandidateGenerator  # ANN, session, trending, fresh; blended in Rust
     reranker: Any  # hotpath.Reranker
+    load_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step of the load
 
     @property
     def n_items(self) -> int:
         return len(self.item_ids)
+
+    @cached_property
+    def titles(self) -> list[str]:
+        """The items' titles, for people (read on first use: they are not on the Rank path)."""
+        titles = json.loads((self.path / "item_titles.json").read_text())
+        if len(titles) != self.n_items:
+            raise BundleError(f"{self.path}: item_titles.json has {len(titles)} titles for {self.n_items} items")
+        return [str(t) for t in titles]
 
     @property
     def n_features(self) -> int:
         return len(self.manifest["feature_names"])
 
     @classmethod
-    def load(cls, path: Path) -> LoadedBundle:
-        """Resolve, verify and load a bundle (a bundle dir or a root with LATEST)."""
+    def load(cls, path: Path, trust_marker: bool = True) -> LoadedBundle:
+        """Resolve, verify and load a bundle (a bundle dir or a root with LATEST).
+
+        With ``trust_marker`` (the default), a bundle that the region's
+        replicator verified (:func:`replicator.verified.check`: its marker matches
+        the manifest and every file's inode, size and change times) is not
+        hashed again; any other bundle has every file's sha256 checked.
+        """
+        t0 = time.perf_counter()
         bundle_dir = bundle_format.resolve(Path(path))
         manifest = bundle_format.read_manifest(bundle_dir)
-        bundle_format.verify_files(bundle_dir, manifest)
+        why = verified.check(bundle_dir, manifest) if trust_marker else "not asked to trust a marker"
+        if why is None:
+            how = "replicator's marker"
+            bundle_format.verify_names(bundle_dir, manifest)
+        else:
+            how = "sha256"
+            bundle_format.verify_files(bundle_dir, manifest)
+        seconds = {"verify": time.perf_counter() - t0}
         try:
-            return cls._load_verified(bundle_dir, manifest)
+            bundle = cls._load_verified(bundle_dir, manifest, seconds)
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e:
             raise BundleError(f"{bundle_dir}: cannot load: {type(e).__name__}: {e}") from e
+        log.info(
+            "loaded bundle %s in %.2f s (verified by %s%s): %s",
+            bundle.version, time.perf_counter() - t0, how, "" if why is None else f": {why}",
+            ", ".join(f"{k} {v:.3f}" for k, v in seconds.items()),
+        )  # fmt: skip
+        return bundle
 
     @classmethod
-    def _load_verified(cls, bundle_dir: Path, manifest: dict[str, Any]) -> LoadedBundle:
+    def _load_verified(cls, bundle_dir: Path, manifest: dict[str, Any], seconds: dict[str, float]) -> LoadedBundle:
+        t = time.perf_counter()
+
+        def step(name: str) -> None:
+            nonlocal t
+            now = time.perf_counter()
+            seconds[name] = round(now - t, 4)
+            t = now
+
         def fail(what: str) -> BundleError:
             return BundleError(f"{bundle_dir}: {what}")
 
@@ -104,21 +208,31 @@ class LoadedBundle:
             raise fail("feature_names differ from this node's feature definitions")
 
         def npy(name: str, dtype: Any, shape: tuple[int | None, ...]) -> np.ndarray:
-            a = np.load(bundle_dir / name, allow_pickle=False)
+            # Memory-mapped, read-only: no copy with the GIL held, pages shared with the page cache (the
+            # replicator just wrote them) and with every process and version that maps the same file.
+            a = mapped(name)
             if dtype is not None and a.dtype != np.dtype(dtype):
                 raise fail(f"{name} has dtype {a.dtype}, expected {np.dtype(dtype)}")
             if a.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape, strict=False)):
                 raise fail(f"{name} has shape {a.shape}, expected {shape}")
+            return a
+
+        def mapped(name: str) -> np.ndarray:
+            try:
+                a = np.load(bundle_dir / name, allow_pickle=False, mmap_mode="r")
+            except ValueError:  # an empty array cannot be mapped
+                a = np.load(bundle_dir / name, allow_pickle=False)
+            # A plain ndarray view of the map (a copy only if the file were Fortran-ordered; the trainer writes C).
             return np.ascontiguousarray(a)
 
-        item_ids = np.load(bundle_dir / "item_ids.npy", allow_pickle=False)
+        item_ids = mapped("item_ids.npy")
         n = len(item_ids)
         item_dense = npy("item_dense.npy", np.float32, (n, feature_defs.item_dim(g)))
         item_emb = npy("item_emb.npy", np.float32, (n, dim))
         item_genre = npy("item_genre.npy", np.float32, (n, g))
         item_primary = npy("item_primary_genre.npy", np.uint16, (n,))
         item_first_ts = npy("item_first_ts.npy", np.float64, (n,))
-        user_ids = np.load(bundle_dir / "user_ids.npy", allow_pickle=False)
+        user_ids = mapped("user_ids.npy")
         u = len(user_ids)
         user_dense = npy("user_dense.npy", np.float32, (u, feature_defs.user_dim(g)))
         user_emb = npy("user_emb.npy", np.float32, (u, dim))
@@ -133,10 +247,11 @@ class LoadedBundle:
         for key, actual in (("items", n), ("users", u)):
             if key in counts and int(counts[key]) != actual:
                 raise fail(f"manifest counts {key}={counts[key]}, the arrays have {actual}")
+        step("arrays")
+        item_index = IdIndex(item_ids, "item ids")
+        user_index = IdIndex(user_ids, "user ids")
+        step("ids")
 
-        titles = json.loads((bundle_dir / "item_titles.json").read_text())
-        if len(titles) != n:
-            raise fail(f"item_titles.json has {len(titles)} titles for {n} items")
         lists = json.loads((bundle_dir / "popularity.json").read_text())["lists"]
         popularity = {name: np.asarray(v, dtype=np.int64) for name, v in lists.items()}
         for name, arr in popularity.items():
@@ -148,11 +263,18 @@ class LoadedBundle:
             if list_name not in popularity:
                 raise fail(f"surface {surface!r} names a missing popularity list {list_name!r}")
         golden = json.loads((bundle_dir / "golden.json").read_text())
+        step("lists")
 
         # Memory-mapped: usearch holds the GIL while it reads an index into memory (about 0.4 s at 1M items,
         # over 1 s on busy cores), which stalls every request of a node loading a bundle beside the served one.
         index = restore_index(bundle_dir / "index.usearch", manifest["index"], dim, n, view=True)
+        step("index")
         session = ranker_session(bundle_dir / "ranker.onnx")
+        step("ranker")
+        assembler = hotpath.Assembler(item_dense, item_emb, item_genre, item_first_ts)
+        step("assembler")
+        reranker = hotpath.Reranker(item_primary)
+        step("reranker")
 
         return cls(
             path=bundle_dir,
@@ -163,11 +285,10 @@ class LoadedBundle:
             embedding_dim=dim,
             surfaces=surfaces,
             item_ids=item_ids,
-            item_index={str(x): i for i, x in enumerate(item_ids.tolist())},
-            titles=[str(t) for t in titles],
+            item_index=item_index,
             item_emb=item_emb,
             user_ids=user_ids,
-            user_index={str(x): i for i, x in enumerate(user_ids.tolist())},
+            user_index=user_index,
             user_dense=user_dense,
             user_emb=user_emb,
             user_last_ts=user_last_ts,
@@ -178,7 +299,7 @@ class LoadedBundle:
             golden=list(golden),
             index=index,
             session=session,
-            assembler=hotpath.Assembler(item_dense, item_emb, item_genre, item_first_ts),
+            assembler=assembler,
             # One search at a time per index: the Python binding shares its search context.
             candidates=CandidateGenerator(
                 index_search(index, threading.Lock()),
@@ -186,7 +307,8 @@ class LoadedBundle:
                 popularity.get("trending", _EMPTY_LIST),
                 popularity.get("fresh", _EMPTY_LIST),
             ),
-            reranker=hotpath.Reranker(item_primary),
+            reranker=reranker,
+            load_seconds=seconds,
         )
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +344,7 @@ class LoadedBundle:
                     float(self.user_last_ts[row]),
                 )
             now = float(case["now_ts"])
-            genre = dense[len(feature_defs.USER_SCALARS) :]
+            genre = feature_defs.user_genre(dense, len(self.genres))
             matrix = self.assembler.assemble(dense, emb, genre, last, now, feature_defs.context_vector(now), items)
             if matrix.shape != (len(items), self.n_features):
                 raise BundleError(f"{self.path}: assembled {matrix.shape}, expected ({len(items)}, {self.n_features})")

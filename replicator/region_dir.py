@@ -3,6 +3,7 @@
 Layout of ``D``::
 
     D/<version>/             complete, verified bundles (renamed into place)
+    D/.verified/<version>.json  the replicator's marker that it verified them (replicator.verified)
     D/.staging-<version>/    a download in progress (kept across restarts to resume)
     D/assignment.json        what the node serves: champion, challenger, percent, shadow
     D/LATEST                 the champion, for a node started without --follow
@@ -19,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from replicator import names
+from replicator import names, verified
 from replicator.assignment import Assignment
 from trainer.bundle import LATEST, MANIFEST, write_atomic
 
@@ -78,8 +79,12 @@ class RegionDir:
         for i, version in enumerate(self.versions()):
             if version in keep or i < newest:
                 continue
+            verified.remove(self.path(version))
             self.discard(self.path(version))
             removed.append(version)
+        for marker in (self.root / verified.MARKERS_DIR).glob("*.json"):
+            if not (self.root / marker.stem / MANIFEST).is_file():
+                marker.unlink(missing_ok=True)
         for p in self.root.glob(".trash-*"):
             shutil.rmtree(p, ignore_errors=True)
         if removed:

@@ -124,3 +124,25 @@ def test_loaded_arrays_are_consistent(bundle_root: Path) -> None:
     assert b.user_seen_indptr[-1] == len(b.user_seen_items)
     assert all(v.dtype == np.uint32 for v in b.popularity.values())
     assert b.item_index["i42"] == 42 and b.user_index["u007"] == 7
+
+
+def test_id_index_is_a_mapping_over_sorted_ids() -> None:
+    from node.bundle import IdIndex
+
+    ids = np.array(["b", "a10", "a9", "c", ""], dtype=str)
+    index = IdIndex(ids)
+    assert dict(index) == {"b": 0, "a10": 1, "a9": 2, "c": 3, "": 4} and list(index) == ["b", "a10", "a9", "c", ""]
+    assert index["a9"] == 2 and index.get("c") == 3 and index.get("zz") is None and index.get("a", -1) == -1
+    assert "a10" in index and "a1" not in index and 7 not in index and "a100000000000" not in index
+    with pytest.raises(KeyError):
+        index["nope"]
+    assert len(IdIndex(np.array([], dtype=str))) == 0 and "x" not in IdIndex(np.array([], dtype=str))
+    with pytest.raises(BundleError, match="'a' appears more than once"):
+        IdIndex(np.array(["a", "b", "a"], dtype=str), "item ids")
+
+
+def test_arrays_are_read_only_maps_and_titles_are_read_on_use(bundle_root: Path) -> None:
+    b = LoadedBundle.load(bundle_root)
+    assert not b.item_emb.flags.writeable and not b.user_dense.flags.writeable
+    assert "titles" not in b.__dict__
+    assert len(b.titles) == b.n_items and b.titles[3] == "Title 3"
