@@ -77,3 +77,35 @@ def test_assemble_calls_from_two_threads_overlap(
         if overlap(*intervals):
             return
     pytest.fail(f"no two assemble calls overlapped in {ROUNDS} rounds: the GIL seems held")
+
+
+def test_assembler_construction_copies_the_table_without_the_gil(
+    rng: np.random.Generator, make_items: Callable[..., tuple], no_forced_switches: None
+) -> None:
+    """A ticker thread (sleeping 0.5 ms between ticks, needing the GIL for each)
+    ticks during the first half of a large construction: the copy into the
+    packed table runs with the GIL released, not only the checks after it."""
+    items = make_items(rng, n_items=600_000, item_dim=8, emb_dim=16, n_genres=4)
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            time.sleep(0.0005)
+            ticks.append(time.perf_counter())
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        for _ in range(ROUNDS):
+            time.sleep(0.005)  # the ticker is sleeping or waiting for the GIL
+            start = time.perf_counter()
+            assembler = Assembler(*items)
+            end = time.perf_counter()
+            assert assembler.n_items == 600_000
+            if any(start < t < (start + end) / 2 for t in ticks):
+                return
+    finally:
+        stop.set()
+        thread.join()
+    pytest.fail(f"no tick in the first half of {ROUNDS} constructions: the copy seems to hold the GIL")

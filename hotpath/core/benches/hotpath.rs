@@ -27,13 +27,20 @@ fn ids(rng: &mut SplitMix64, n: usize) -> Vec<u32> {
 
 fn bench_assemble(c: &mut Criterion) {
     let mut rng = SplitMix64::new(1);
+    let (dense, emb, genre) = (
+        floats(&mut rng, N_ITEMS * I),
+        floats(&mut rng, N_ITEMS * D),
+        floats(&mut rng, N_ITEMS * G),
+    );
+    let first_ts: Vec<f64> = (0..N_ITEMS).map(|i| 1.6e9 + i as f64).collect();
     let table = ItemTable {
-        dense: Matrix::new("dense", floats(&mut rng, N_ITEMS * I), N_ITEMS, I).unwrap(),
-        emb: Matrix::new("emb", floats(&mut rng, N_ITEMS * D), N_ITEMS, D).unwrap(),
-        genre: Matrix::new("genre", floats(&mut rng, N_ITEMS * G), N_ITEMS, G).unwrap(),
-        first_ts: (0..N_ITEMS).map(|i| 1.6e9 + i as f64).collect(),
+        dense: Matrix::new("dense", &dense, N_ITEMS, I).unwrap(),
+        emb: Matrix::new("emb", &emb, N_ITEMS, D).unwrap(),
+        genre: Matrix::new("genre", &genre, N_ITEMS, G).unwrap(),
+        first_ts: &first_ts,
     };
-    let assembler = Assembler::new(table).unwrap();
+    let assembler = Assembler::new(&table).unwrap();
+    drop((dense, emb, genre, first_ts));
     let (dense, emb, genre, ctx) = (
         floats(&mut rng, U),
         floats(&mut rng, D),

@@ -4,6 +4,7 @@
 use std::mem::MaybeUninit;
 
 use crate::error::{check_ids, check_len, Error, Result};
+use crate::ln1p::ln_1p;
 
 /// Number of cross features between the user and the item.
 pub const N_CROSS: usize = 4;
@@ -11,17 +12,19 @@ pub const N_CROSS: usize = 4;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 /// How many candidates ahead to prefetch item rows.
 const PREFETCH_AHEAD: usize = 4;
+/// Candidates whose item ages are computed together.
+const BLOCK: usize = 8;
 
-/// A row-major `rows x cols` table.
-#[derive(Debug, Clone)]
-pub struct Matrix<T> {
-    data: Vec<T>,
+/// A borrowed row-major `rows x cols` table.
+#[derive(Debug, Clone, Copy)]
+pub struct Matrix<'a, T> {
+    data: &'a [T],
     rows: usize,
     cols: usize,
 }
 
-impl<T> Matrix<T> {
-    pub fn new(what: &'static str, data: Vec<T>, rows: usize, cols: usize) -> Result<Self> {
+impl<'a, T> Matrix<'a, T> {
+    pub fn new(what: &'static str, data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
         check_len(what, rows.saturating_mul(cols), data.len())?;
         Ok(Self { data, rows, cols })
     }
@@ -34,19 +37,20 @@ impl<T> Matrix<T> {
         self.cols
     }
 
-    fn row(&self, i: usize) -> &[T] {
+    fn row(&self, i: usize) -> &'a [T] {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
 }
 
-/// The per-item arrays, as handed over once per bundle.
-#[derive(Debug, Clone)]
-pub struct ItemTable {
-    pub dense: Matrix<f32>,
-    pub emb: Matrix<f32>,
-    pub genre: Matrix<f32>,
+/// The per-item arrays, as handed over once per bundle (borrowed: the
+/// assembler copies them into its own layout).
+#[derive(Debug, Clone, Copy)]
+pub struct ItemTable<'a> {
+    pub dense: Matrix<'a, f32>,
+    pub emb: Matrix<'a, f32>,
+    pub genre: Matrix<'a, f32>,
     /// Unix seconds of the item's first appearance; negative means unknown.
-    pub first_ts: Vec<f64>,
+    pub first_ts: &'a [f64],
 }
 
 /// The per-request user side of a row.
@@ -64,11 +68,12 @@ pub struct UserFeatures<'a> {
 /// Holds the item table (owned, immutable) and assembles feature rows.
 #[derive(Debug, Clone)]
 pub struct Assembler {
-    items: ItemTable,
+    items: PackedItems,
 }
 
 impl Assembler {
-    pub fn new(items: ItemTable) -> Result<Self> {
+    /// Checks the table and copies it into one packed row per item.
+    pub fn new(items: &ItemTable<'_>) -> Result<Self> {
         let n = items.first_ts.len();
         check_len("item_dense rows", n, items.dense.rows())?;
         check_len("item_emb rows", n, items.emb.rows())?;
@@ -79,23 +84,25 @@ impl Assembler {
                 reason: format!("NaN at index {i} (use a negative value for unknown)"),
             });
         }
-        Ok(Self { items })
+        Ok(Self {
+            items: PackedItems::new(items),
+        })
     }
 
     pub fn n_items(&self) -> usize {
-        self.items.first_ts.len()
+        self.items.n_items
     }
 
     pub fn item_dim(&self) -> usize {
-        self.items.dense.cols()
+        self.items.dense_dim
     }
 
     pub fn emb_dim(&self) -> usize {
-        self.items.emb.cols()
+        self.items.emb_dim
     }
 
     pub fn n_genres(&self) -> usize {
-        self.items.genre.cols()
+        self.items.genre_dim
     }
 
     /// Width of an assembled row.
@@ -124,60 +131,165 @@ impl Assembler {
         let (u, c) = (user.dense.len(), user.context.len());
         let width = self.n_features(u, c);
         let recency = days_since(user.now_ts, user.last_ts);
+        let items = &self.items;
         // Rows are written into uninitialised capacity, element by element: no
-        // memset of the matrix and no memcpy call per short segment.
+        // memset of the matrix and no memcpy call per short segment. The item
+        // ages (a logarithm each) are computed a block at a time, so that they
+        // pipeline instead of waiting on one another.
         let total = candidates.len() * width;
         let mut out: Vec<f32> = Vec::with_capacity(total);
         let buf = &mut out.spare_capacity_mut()[..total];
-        for (j, (row, &id)) in buf.chunks_exact_mut(width).zip(candidates).enumerate() {
-            if let Some(&ahead) = candidates.get(j + PREFETCH_AHEAD) {
-                self.prefetch(ahead as usize);
+        for (b, (rows, ids)) in buf
+            .chunks_mut(BLOCK * width)
+            .zip(candidates.chunks(BLOCK))
+            .enumerate()
+        {
+            // Gather first, then a pure arithmetic loop the compiler vectorizes.
+            let mut ts = [-1.0f64; BLOCK];
+            for (t, &id) in ts.iter_mut().zip(ids) {
+                *t = items.first_ts(id as usize);
             }
-            let i = id as usize;
-            let (user_part, rest) = row.split_at_mut(u);
-            let (item_part, rest) = rest.split_at_mut(self.item_dim());
-            let (cross, context) = rest.split_at_mut(N_CROSS);
-            write(user_part, user.dense);
-            write(item_part, self.items.dense.row(i));
-            write(
-                cross,
-                &[
-                    dot(user.emb, self.items.emb.row(i)),
-                    dot(user.genre, self.items.genre.row(i)),
-                    recency,
-                    days_since(user.now_ts, self.items.first_ts[i]),
-                ],
-            );
-            write(context, user.context);
+            let mut age = [0.0f32; BLOCK];
+            for (a, &t) in age.iter_mut().zip(&ts) {
+                *a = days_since(user.now_ts, t);
+            }
+            for (k, (row, &id)) in rows.chunks_exact_mut(width).zip(ids).enumerate() {
+                if let Some(&ahead) = candidates.get(b * BLOCK + k + PREFETCH_AHEAD) {
+                    items.prefetch(ahead as usize);
+                }
+                let item = items.row(id as usize);
+                let (user_part, rest) = row.split_at_mut(u);
+                let (item_part, rest) = rest.split_at_mut(items.dense_dim);
+                let (cross, context) = rest.split_at_mut(N_CROSS);
+                write(user_part, user.dense);
+                write(item_part, &item[items.dense_at..]);
+                write(
+                    cross,
+                    &[
+                        dot(user.emb, &item[..items.emb_dim]),
+                        dot(user.genre, &item[items.emb_dim..items.dense_at]),
+                        recency,
+                        age[k],
+                    ],
+                );
+                write(context, user.context);
+            }
         }
         // SAFETY: the loop above wrote every one of the `total` values (each row
-        // is split into parts of exactly u + item_dim + N_CROSS + c = width).
+        // is split into parts of exactly u + item_dim + N_CROSS + c = width, and
+        // each part is written from a source at least as long).
         unsafe { out.set_len(total) };
         debug_assert_eq!(out.len(), candidates.len() * width);
         Ok(out)
     }
 }
 
-impl Assembler {
-    /// Ask for a later candidate's rows while this one is assembled: the item
-    /// table is far larger than the caches, so each row is a cache miss.
+/// One cache line of floats; the packed table is made of them so that every
+/// item row starts on a line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Line([f32; FLOATS_PER_LINE]);
+
+const FLOATS_PER_LINE: usize = 16;
+
+impl Line {
+    fn floats(lines: &[Line]) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` (alignment 64 >= 4, no
+        // padding since 64 = 16 * 4), so the lines are `16 * len` floats.
+        unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * FLOATS_PER_LINE) }
+    }
+
+    fn floats_mut(lines: &mut [Line]) -> &mut [f32] {
+        // SAFETY: as in `floats`, through the unique borrow of `lines`.
+        unsafe {
+            std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * FLOATS_PER_LINE)
+        }
+    }
+}
+
+/// The item table as one row per item, `[emb | genre | dense | first_ts]`,
+/// padded to whole cache lines: one contiguous read per candidate instead of
+/// four scattered ones (the table is far larger than the caches, so each
+/// candidate is a cache miss). `first_ts` is stored as the two halves of its
+/// f64 bits.
+#[derive(Debug, Clone)]
+struct PackedItems {
+    lines: Vec<Line>,
+    /// Floats per row: a multiple of `FLOATS_PER_LINE`.
+    stride: usize,
+    n_items: usize,
+    emb_dim: usize,
+    genre_dim: usize,
+    dense_dim: usize,
+    /// Offset of `dense` (= emb_dim + genre_dim); `first_ts` follows it.
+    dense_at: usize,
+}
+
+impl PackedItems {
+    fn new(items: &ItemTable<'_>) -> Self {
+        let (emb_dim, genre_dim, dense_dim) =
+            (items.emb.cols(), items.genre.cols(), items.dense.cols());
+        let dense_at = emb_dim + genre_dim;
+        let used = dense_at + dense_dim + 2;
+        let lines_per_row = used.div_ceil(FLOATS_PER_LINE);
+        let n_items = items.first_ts.len();
+        let stride = lines_per_row * FLOATS_PER_LINE;
+        // Built row by row into capacity: no zeroing pass over the whole table.
+        let mut lines = Vec::with_capacity(n_items * lines_per_row);
+        let mut row = vec![Line::default(); lines_per_row];
+        for i in 0..n_items {
+            let floats = Line::floats_mut(&mut row);
+            let (emb, rest) = floats.split_at_mut(emb_dim);
+            let (genre, rest) = rest.split_at_mut(genre_dim);
+            let (dense, rest) = rest.split_at_mut(dense_dim);
+            emb.copy_from_slice(items.emb.row(i));
+            genre.copy_from_slice(items.genre.row(i));
+            dense.copy_from_slice(items.dense.row(i));
+            let ts = items.first_ts[i].to_bits();
+            rest[0] = f32::from_bits(ts as u32);
+            rest[1] = f32::from_bits((ts >> 32) as u32);
+            lines.extend_from_slice(&row);
+        }
+        Self {
+            lines,
+            stride,
+            n_items,
+            emb_dim,
+            genre_dim,
+            dense_dim,
+            dense_at,
+        }
+    }
+
+    fn floats(&self) -> &[f32] {
+        Line::floats(&self.lines)
+    }
+
+    /// The first `dense_at + dense_dim` floats of item `i`'s row.
+    #[inline]
+    fn row(&self, i: usize) -> &[f32] {
+        let start = i * self.stride;
+        &self.floats()[start..start + self.dense_at + self.dense_dim]
+    }
+
+    #[inline]
+    fn first_ts(&self, i: usize) -> f64 {
+        let at = i * self.stride + self.dense_at + self.dense_dim;
+        let halves = &self.floats()[at..at + 2];
+        f64::from_bits(u64::from(halves[0].to_bits()) | (u64::from(halves[1].to_bits()) << 32))
+    }
+
+    /// Ask for a later candidate's row while this one is assembled.
     #[inline]
     fn prefetch(&self, i: usize) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            const FLOATS_PER_LINE: usize = 16;
-            for row in [
-                self.items.emb.row(i),
-                self.items.dense.row(i),
-                self.items.genre.row(i),
-            ] {
-                let p = row.as_ptr();
-                let mut off = 0;
-                while off < row.len() {
-                    // SAFETY: a prefetch is only a hint; `p + off` is inside `row`.
-                    unsafe { _mm_prefetch(p.add(off).cast::<i8>(), _MM_HINT_T0) };
-                    off += FLOATS_PER_LINE;
+            let lines_per_row = self.stride / FLOATS_PER_LINE;
+            if let Some(row) = self.lines.get(i * lines_per_row..(i + 1) * lines_per_row) {
+                for line in row {
+                    // SAFETY: a prefetch is only a hint, of an address inside `lines`.
+                    unsafe { _mm_prefetch(std::ptr::from_ref(line).cast::<i8>(), _MM_HINT_T0) };
                 }
             }
         }
@@ -194,11 +306,15 @@ fn write(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
 }
 
 /// `ln(1 + max(0, now - ts) / 1 day)` in f64, or -1 when `ts` is unknown (< 0).
+/// Branch-free (both sides computed, one selected) so that blocks vectorize.
+#[inline(always)]
 fn days_since(now: f64, ts: f64) -> f32 {
+    // `max` also maps a NaN difference (never produced: times are checked) to 0.
+    let days = ln_1p((now - ts).max(0.0) / SECONDS_PER_DAY) as f32;
     if ts < 0.0 {
         -1.0
     } else {
-        ((now - ts).max(0.0) / SECONDS_PER_DAY).ln_1p() as f32
+        days
     }
 }
 

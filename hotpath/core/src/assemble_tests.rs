@@ -4,11 +4,11 @@ const DAY: f64 = 86_400.0;
 
 /// 3 items, I = 2, D = 3, G = 2.
 fn assembler() -> Assembler {
-    Assembler::new(ItemTable {
-        dense: Matrix::new("d", vec![1., 2., 3., 4., 5., 6.], 3, 2).unwrap(),
-        emb: Matrix::new("e", vec![1., 0., 0., 0., 1., 0., 1., 2., 3.], 3, 3).unwrap(),
-        genre: Matrix::new("g", vec![1., 0., 0., 1., 0.5, 0.5], 3, 2).unwrap(),
-        first_ts: vec![0.0, -1.0, 10.0 * DAY],
+    Assembler::new(&ItemTable {
+        dense: Matrix::new("d", &[1., 2., 3., 4., 5., 6.], 3, 2).unwrap(),
+        emb: Matrix::new("e", &[1., 0., 0., 0., 1., 0., 1., 2., 3.], 3, 3).unwrap(),
+        genre: Matrix::new("g", &[1., 0., 0., 1., 0.5, 0.5], 3, 2).unwrap(),
+        first_ts: &[0.0, -1.0, 10.0 * DAY],
     })
     .unwrap()
 }
@@ -148,13 +148,14 @@ fn rejects_bad_times() {
 
 #[test]
 fn rejects_bad_tables() {
-    let table = |rows_e: usize, ts: Vec<f64>| ItemTable {
-        dense: Matrix::new("d", vec![0.; 4], 2, 2).unwrap(),
-        emb: Matrix::new("e", vec![0.; rows_e], rows_e, 1).unwrap(),
-        genre: Matrix::new("g", vec![0.; 2], 2, 1).unwrap(),
+    let zeros = [0.0f32; 4];
+    let table = |rows_e: usize, ts: &'static [f64]| ItemTable {
+        dense: Matrix::new("d", &zeros, 2, 2).unwrap(),
+        emb: Matrix::new("e", &zeros[..rows_e], rows_e, 1).unwrap(),
+        genre: Matrix::new("g", &zeros[..2], 2, 1).unwrap(),
         first_ts: ts,
     };
-    let err = Assembler::new(table(3, vec![0.; 2])).unwrap_err();
+    let err = Assembler::new(&table(3, &[0.; 2])).unwrap_err();
     assert!(matches!(
         err,
         Error::Length {
@@ -163,7 +164,7 @@ fn rejects_bad_tables() {
             got: 3
         }
     ));
-    let err = Assembler::new(table(2, vec![0.; 3])).unwrap_err();
+    let err = Assembler::new(&table(2, &[0.; 3])).unwrap_err();
     assert!(matches!(
         err,
         Error::Length {
@@ -171,7 +172,7 @@ fn rejects_bad_tables() {
             ..
         }
     ));
-    let err = Assembler::new(table(2, vec![0., f64::NAN])).unwrap_err();
+    let err = Assembler::new(&table(2, &[0., f64::NAN])).unwrap_err();
     assert!(matches!(
         err,
         Error::InvalidValue {
@@ -179,7 +180,7 @@ fn rejects_bad_tables() {
             ..
         }
     ));
-    let err = Matrix::new("m", vec![0.0f32; 5], 2, 3).unwrap_err();
+    let err = Matrix::new("m", &[0.0f32; 5], 2, 3).unwrap_err();
     assert!(matches!(
         err,
         Error::Length {

@@ -1,7 +1,7 @@
 //! Candidate blending: merge ranked sources under per-source quotas into a
 //! deduplicated pool, recording which source contributed each item.
 
-use rustc_hash::FxHashSet;
+use std::cell::RefCell;
 
 use crate::error::{check_ids, check_len, non_negative, Error, Result};
 
@@ -63,31 +63,34 @@ impl Blender {
 
         let available: usize = sources.iter().map(|s| s.items.len()).sum();
         let cap = pool_size.min(available);
-        let mut seen = FxHashSet::with_capacity_and_hasher(exclude.len() + cap, Default::default());
-        seen.extend(exclude.iter().copied());
         let mut out = Blended {
             items: Vec::with_capacity(cap),
             source: Vec::with_capacity(cap),
             score: Vec::with_capacity(cap),
         };
         let mut cursors = vec![0usize; sources.len()];
-
-        for (s, src) in sources.iter().enumerate() {
-            let mut taken = 0;
-            while taken < quotas[s] && out.items.len() < pool_size {
-                let Some(took) = step(src, s, &mut cursors[s], &mut seen, &mut out) else {
-                    break;
-                };
-                taken += usize::from(took);
+        SEEN.with_borrow_mut(|bits| {
+            let mut seen = Seen::new(bits, self.n_items, exclude.len() + cap);
+            for &item in exclude {
+                seen.insert(item);
             }
-        }
-        for (s, src) in sources.iter().enumerate() {
-            while out.items.len() < pool_size {
-                if step(src, s, &mut cursors[s], &mut seen, &mut out).is_none() {
-                    break;
+            for (s, src) in sources.iter().enumerate() {
+                let mut taken = 0;
+                while taken < quotas[s] && out.items.len() < pool_size {
+                    let Some(took) = step(src, s, &mut cursors[s], &mut seen, &mut out) else {
+                        break;
+                    };
+                    taken += usize::from(took);
                 }
             }
-        }
+            for (s, src) in sources.iter().enumerate() {
+                while out.items.len() < pool_size {
+                    if step(src, s, &mut cursors[s], &mut seen, &mut out).is_none() {
+                        break;
+                    }
+                }
+            }
+        });
         Ok(out)
     }
 }
@@ -97,7 +100,7 @@ fn step(
     src: &Source<'_>,
     s: usize,
     cursor: &mut usize,
-    seen: &mut FxHashSet<u32>,
+    seen: &mut Seen<'_>,
     out: &mut Blended,
 ) -> Option<bool> {
     let j = *cursor;
@@ -110,6 +113,55 @@ fn step(
         out.score.push(src.scores[j]);
     }
     Some(take)
+}
+
+thread_local! {
+    /// One bit per item, all clear between calls; grown to the largest
+    /// universe this thread has blended over.
+    static SEEN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The set of items excluded or already taken in one call: a bit per item in
+/// the thread's `SEEN` words (a hash set cost most of the call). Only the
+/// words it set are cleared again, on drop, also when unwinding.
+struct Seen<'a> {
+    bits: &'a mut Vec<u64>,
+    touched: Vec<u32>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(bits: &'a mut Vec<u64>, n_items: usize, capacity: usize) -> Self {
+        let words = n_items.div_ceil(64);
+        if bits.len() < words {
+            bits.resize(words, 0);
+        }
+        debug_assert!(bits.iter().all(|&w| w == 0));
+        Self {
+            bits,
+            touched: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Adds `item` (already checked `< n_items`); false if it was there.
+    #[inline]
+    fn insert(&mut self, item: u32) -> bool {
+        let (word, bit) = ((item / 64) as usize, 1u64 << (item % 64));
+        let w = &mut self.bits[word];
+        if *w & bit != 0 {
+            return false;
+        }
+        *w |= bit;
+        self.touched.push(item);
+        true
+    }
+}
+
+impl Drop for Seen<'_> {
+    fn drop(&mut self) {
+        for &item in &self.touched {
+            self.bits[(item / 64) as usize] = 0;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -111,3 +111,31 @@ fn rejects_bad_inputs() {
         }
     ));
 }
+
+#[test]
+fn calls_on_one_thread_do_not_see_each_others_items() {
+    // The seen-bits are per thread and reused: every call must start clear,
+    // also across blenders of different universes.
+    let small = Blender::new(70);
+    let large = Blender::new(10_000);
+    let a = src(&[1, 64, 69, 3], &[0.; 4], 4);
+    for _ in 0..3 {
+        assert_eq!(small.blend(&[a], &[3], 10).unwrap().items, [1, 64, 69]);
+        assert_eq!(
+            large.blend(&[a], &[9_999], 10).unwrap().items,
+            [1, 64, 69, 3]
+        );
+        let far = src(&[9_999, 1], &[0.; 2], 2);
+        assert_eq!(large.blend(&[far], &[], 10).unwrap().items, [9_999, 1]);
+    }
+    SEEN.with_borrow(|bits| assert!(bits.iter().all(|&w| w == 0)));
+}
+
+#[test]
+fn an_error_leaves_the_seen_bits_clear() {
+    let b = Blender::new(10);
+    let a = src(&[1, 2], &[0.; 2], 2);
+    assert!(b.blend(&[a], &[10], 5).is_err()); // exclude out of range
+    assert_eq!(b.blend(&[a], &[], 5).unwrap().items, [1, 2]);
+    SEEN.with_borrow(|bits| assert!(bits.iter().all(|&w| w == 0)));
+}

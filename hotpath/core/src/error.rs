@@ -40,6 +40,11 @@ pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Resu
 
 /// `Err(UnknownItem)` for the first id in `ids` that is `>= n_items`.
 pub(crate) fn check_ids(what: &'static str, ids: &[u32], n_items: usize) -> Result<()> {
+    // A max without early exit vectorizes; the search runs only on failure.
+    let max = ids.iter().fold(0u32, |m, &id| m.max(id));
+    if ids.is_empty() || (max as usize) < n_items {
+        return Ok(());
+    }
     match ids.iter().position(|&id| id as usize >= n_items) {
         None => Ok(()),
         Some(index) => Err(Error::UnknownItem {

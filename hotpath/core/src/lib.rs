@@ -4,6 +4,7 @@
 mod assemble;
 mod blend;
 mod error;
+mod ln1p;
 mod rerank;
 pub mod rng;
 

@@ -1,8 +1,6 @@
 //! Re-ranking: sort by score, cap items per primary genre, then swap in
 //! random leftovers with probability `epsilon` per slot (seeded, reproducible).
 
-use std::cmp::Ordering;
-
 use crate::error::{check_ids, check_len, non_negative, Error, Result};
 use crate::rng::SplitMix64;
 
@@ -99,17 +97,38 @@ impl Reranker {
 }
 
 /// Positions by score descending, ties by smaller position, NaN last.
+///
+/// Each position becomes one `u64`, `descending_key(score) << 32 | position`,
+/// and the keys are sorted as plain integers: no comparator calls, and every
+/// key is distinct, so an unstable sort gives the one order.
 fn score_order(scores: &[f32]) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (sa, sb) = (scores[a as usize], scores[b as usize]);
-        let by_score = match (sa.is_nan(), sb.is_nan()) {
-            (false, false) => sb.partial_cmp(&sa).unwrap_or(Ordering::Equal),
-            (nan_a, nan_b) => nan_a.cmp(&nan_b),
-        };
-        by_score.then(a.cmp(&b))
-    });
-    order
+    let mut keys: Vec<u64> = scores
+        .iter()
+        .zip(0u64..)
+        .map(|(&s, p)| (u64::from(descending_key(s)) << 32) | p)
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter().map(|k| k as u32).collect()
+}
+
+/// A `u32` whose ascending order is the scores' descending order, with
+/// `-0.0 == 0.0` and every NaN after every number.
+#[inline]
+fn descending_key(score: f32) -> u32 {
+    if score.is_nan() {
+        return u32::MAX;
+    }
+    // + 0.0 turns -0.0 into +0.0 (round to nearest), so that they tie.
+    let bits = (score + 0.0).to_bits();
+    // The usual order-preserving map of IEEE bits: flip all bits of a
+    // negative, the sign bit of a positive; then invert for descending.
+    let ascending = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    // The largest number (+inf) maps to 0x007F_FFFF; NaN's u32::MAX stays last.
+    !ascending
 }
 
 /// Per slot: one uniform draw; below `epsilon` (and leftovers exist), a second

@@ -30,6 +30,59 @@ fn order_is_score_desc_ties_by_position_nan_last() {
     assert_eq!(score_order(&s), [2, 0, 3, 6, 7, 4, 1, 5]);
 }
 
+/// The order as the comparator of the documentation states it.
+fn order_by_comparator(scores: &[f32]) -> Vec<u32> {
+    use std::cmp::Ordering;
+    let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+    order.sort_by(|&a, &b| {
+        let (sa, sb) = (scores[a as usize], scores[b as usize]);
+        let by_score = match (sa.is_nan(), sb.is_nan()) {
+            (false, false) => sb.partial_cmp(&sa).unwrap_or(Ordering::Equal),
+            (nan_a, nan_b) => nan_a.cmp(&nan_b),
+        };
+        by_score.then(a.cmp(&b))
+    });
+    order
+}
+
+#[test]
+fn integer_keys_give_the_comparator_order() {
+    let special = [
+        0.0,
+        -0.0,
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        -f32::from_bits(1),
+        f32::MAX,
+        f32::MIN,
+        1.0,
+        -1.0,
+    ];
+    let mut rng = crate::rng::SplitMix64::new(9);
+    for round in 0..200 {
+        let n = (rng.next_u64() % 600) as usize;
+        let scores: Vec<f32> = (0..n)
+            .map(|_| match rng.next_u64() % 4 {
+                0 => special[(rng.next_u64() % special.len() as u64) as usize],
+                // few distinct values: many ties
+                1 => (rng.next_u64() % 5) as f32 - 2.0,
+                2 => f32::from_bits(rng.next_u64() as u32),
+                _ => rng.next_f64() as f32,
+            })
+            .collect();
+        assert_eq!(
+            score_order(&scores),
+            order_by_comparator(&scores),
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn genre_cap_then_skipped_in_order() {
     assert_eq!(positions(3, 1), [0, 2, 4]);

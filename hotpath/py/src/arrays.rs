@@ -1,8 +1,12 @@
-//! NumPy in: check type, dtype, dimensions and layout, then copy into an owned
-//! `Vec` while the GIL is held. Nothing is ever copied silently to fix layout.
+//! NumPy in: check type, dtype, dimensions and layout, then either copy into
+//! an owned `Vec` while the GIL is held (small per-request arrays) or hand out
+//! a read-only view whose borrow is held while the GIL is released (large
+//! per-bundle tables, copied by the core off the GIL). Nothing is ever copied
+//! silently to fix layout.
 
 use numpy::{
-    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
+    PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 
@@ -10,35 +14,70 @@ use crate::errors::{layout_error, shape_error};
 
 /// A 1-D array of `T`, copied.
 pub fn vec1<T: Element + Copy>(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<T>> {
-    owned(obj, name, 1).map(|(data, _)| data)
+    vec1_named(obj, &|| name.to_owned())
 }
 
-/// A 2-D C-contiguous array of `T`, copied, with its `(rows, cols)`.
-pub fn vec2<T: Element + Copy>(
+/// As `vec1`, with a name that is only formatted on error (per-call names
+/// such as `sources[2].items` cost a formatting each otherwise).
+pub fn vec1_named<T: Element + Copy>(
     obj: &Bound<'_, PyAny>,
-    name: &str,
-) -> PyResult<(Vec<T>, usize, usize)> {
-    owned(obj, name, 2).map(|(data, shape)| (data, shape[0], shape[1]))
+    name: &dyn Fn() -> String,
+) -> PyResult<Vec<T>> {
+    let view = checked::<T>(obj, name, 1)?;
+    Ok(slice(&view, name)?.to_vec())
 }
 
-fn owned<T: Element + Copy>(
-    obj: &Bound<'_, PyAny>,
-    name: &str,
+/// A checked, read-only view of a C-contiguous array of `T` with `ndim`
+/// dimensions. While it lives, rust-numpy refuses mutable borrows of the
+/// array, so its slice may be read with the GIL released.
+pub struct View<'py, T: Element> {
+    array: PyReadonlyArrayDyn<'py, T>,
+    name: &'static str,
+}
+
+impl<'py, T: Element> View<'py, T> {
+    pub fn new(obj: &Bound<'py, PyAny>, name: &'static str, ndim: usize) -> PyResult<Self> {
+        let array = checked::<T>(obj, &|| name.to_owned(), ndim)?;
+        Ok(Self { array, name })
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        self.array.shape()
+    }
+
+    /// The elements, in C order: `Send`, so usable inside `run_detached`.
+    pub fn as_slice(&self) -> PyResult<&[T]> {
+        slice(&self.array, &|| self.name.to_owned())
+    }
+}
+
+fn slice<'a, T: Element>(
+    array: &'a PyReadonlyArrayDyn<'_, T>,
+    name: &dyn Fn() -> String,
+) -> PyResult<&'a [T]> {
+    array
+        .as_slice()
+        .map_err(|err| layout_error(array.py(), format!("{}: {err} (misaligned?)", name())))
+}
+
+fn checked<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &dyn Fn() -> String,
     ndim: usize,
-) -> PyResult<(Vec<T>, Vec<usize>)> {
+) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
     let py = obj.py();
     let Ok(array) = obj.cast::<PyUntypedArray>() else {
         let got = obj.get_type().name()?;
         return Err(layout_error(
             py,
-            format!("{name}: expected a numpy.ndarray, got {got}"),
+            format!("{}: expected a numpy.ndarray, got {got}", name()),
         ));
     };
     if array.ndim() != ndim {
         let shape = array.shape();
         return Err(shape_error(
             py,
-            format!("{name}: expected a {ndim}-D array, got shape {shape:?}"),
+            format!("{}: expected a {ndim}-D array, got shape {shape:?}", name()),
         ));
     }
     let want = T::get_dtype(py);
@@ -46,21 +85,20 @@ fn owned<T: Element + Copy>(
         let got = array.dtype();
         return Err(layout_error(
             py,
-            format!("{name}: expected dtype {want}, got {got}"),
+            format!("{}: expected dtype {want}, got {got}", name()),
         ));
     }
     if !array.is_c_contiguous() {
         return Err(layout_error(
             py,
-            format!("{name}: array is not C-contiguous (use numpy.ascontiguousarray)"),
+            format!(
+                "{}: array is not C-contiguous (use numpy.ascontiguousarray)",
+                name()
+            ),
         ));
     }
     let typed = array.cast::<PyArrayDyn<T>>()?;
-    let readonly = typed
+    typed
         .try_readonly()
-        .map_err(|err| layout_error(py, format!("{name}: {err}")))?;
-    let slice = readonly
-        .as_slice()
-        .map_err(|err| layout_error(py, format!("{name}: {err} (misaligned?)")))?;
-    Ok((slice.to_vec(), array.shape().to_vec()))
+        .map_err(|err| layout_error(py, format!("{}: {err}", name())))
 }

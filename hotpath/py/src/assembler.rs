@@ -5,7 +5,7 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
 
-use crate::arrays::{vec1, vec2};
+use crate::arrays::{vec1, View};
 use crate::detach::run_detached;
 use crate::errors::core_error;
 
@@ -14,17 +14,24 @@ pub struct Assembler {
     inner: core::Assembler,
 }
 
-fn matrix(
+/// The core's borrowed matrix over a checked 2-D view.
+fn matrix<'a>(
     py: Python<'_>,
-    obj: &Bound<'_, PyAny>,
     name: &'static str,
-) -> PyResult<core::Matrix<f32>> {
-    let (data, rows, cols) = vec2::<f32>(obj, name)?;
-    core::Matrix::new(name, data, rows, cols).map_err(|err| core_error(py, err))
+    view: &'a View<'_, f32>,
+) -> PyResult<core::Matrix<'a, f32>> {
+    let (rows, cols) = (view.shape()[0], view.shape()[1]);
+    core::Matrix::new(name, view.as_slice()?, rows, cols).map_err(|err| core_error(py, err))
 }
 
 #[pymethods]
 impl Assembler {
+    /// The tables are checked and borrowed read-only with the GIL held, then
+    /// copied into the core's packed layout with the GIL released (a 1M-item
+    /// table takes a while). The borrows live until the copy is done, so no
+    /// other Rust code may write to the arrays meanwhile; like any call that
+    /// releases the GIL over NumPy data, Python code must not write to them
+    /// during construction either.
     #[new]
     fn new(
         py: Python<'_>,
@@ -33,13 +40,19 @@ impl Assembler {
         item_genre: &Bound<'_, PyAny>,
         item_first_ts: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
+        let dense = View::new(item_dense, "item_dense", 2)?;
+        let emb = View::new(item_emb, "item_emb", 2)?;
+        let genre = View::new(item_genre, "item_genre", 2)?;
+        let first_ts = View::<f64>::new(item_first_ts, "item_first_ts", 1)?;
         let items = core::ItemTable {
-            dense: matrix(py, item_dense, "item_dense")?,
-            emb: matrix(py, item_emb, "item_emb")?,
-            genre: matrix(py, item_genre, "item_genre")?,
-            first_ts: vec1::<f64>(item_first_ts, "item_first_ts")?,
+            dense: matrix(py, "item_dense", &dense)?,
+            emb: matrix(py, "item_emb", &emb)?,
+            genre: matrix(py, "item_genre", &genre)?,
+            first_ts: first_ts.as_slice()?,
         };
-        let inner = run_detached(py, move || core::Assembler::new(items))?;
+        let inner = run_detached(py, || core::Assembler::new(&items))?;
+        // The views (and their borrows) are dropped only here, after the copy.
+        drop((dense, emb, genre, first_ts));
         Ok(Self { inner })
     }
 

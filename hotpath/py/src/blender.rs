@@ -5,7 +5,7 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::arrays::vec1;
+use crate::arrays::{vec1, vec1_named};
 use crate::detach::run_detached;
 use crate::errors::layout_error;
 
@@ -35,8 +35,8 @@ fn owned_source(index: usize, obj: &Bound<'_, PyAny>) -> PyResult<OwnedSource> {
     if tuple.len() != 3 {
         return Err(wrong());
     }
-    let items = vec1::<u32>(&tuple.get_item(0)?, &format!("sources[{index}].items"))?;
-    let scores = vec1::<f32>(&tuple.get_item(1)?, &format!("sources[{index}].scores"))?;
+    let items = vec1_named::<u32>(&tuple.get_item(0)?, &|| format!("sources[{index}].items"))?;
+    let scores = vec1_named::<f32>(&tuple.get_item(1)?, &|| format!("sources[{index}].scores"))?;
     let quota = tuple.get_item(2)?.extract::<i64>().map_err(|_| wrong())?;
     Ok((items, scores, quota))
 }
