@@ -18,11 +18,11 @@ from trainer import features as feature_defs
 
 
 class FeatureStore(Protocol):
-    def get(self, user_id: str, session_id: str = "") -> UserState | None:
-        """The user's state, or None for a user the store does not know. May raise.
+    def get(self, user_id: str, session_id: str = "", now: float | None = None) -> UserState | None:
+        """The user's state as of ``now`` (the request time; None = the clock), or None for a user the
+        store does not know. May raise.
 
-        The pipeline passes ``session_id`` only when the request has one, so a
-        store without session features may take ``get(user_id)`` alone.
+        ``now`` is the request time of the session block (trainer.features.session_block).
         """
         ...
 
@@ -43,13 +43,17 @@ FeatureStoreFactory = Callable[[LoadedBundle], FeatureStore]
 
 
 class EmbeddedFeatureStore:
-    """The bundle's batch user features (``user_*.npy``); never stale relative to the bundle."""
+    """The bundle's batch user features (``user_*.npy``); never stale relative to the bundle.
+
+    Their session block is empty: a request after the bundle's data has no
+    batch interaction in its session window (a window ends at the request).
+    """
 
     def __init__(self, bundle: LoadedBundle):
         self._bundle = bundle
-        self._genre_start = len(feature_defs.USER_SCALARS)
+        self._genres = len(bundle.genres)
 
-    def get(self, user_id: str, session_id: str = "") -> UserState | None:
+    def get(self, user_id: str, session_id: str = "", now: float | None = None) -> UserState | None:
         b = self._bundle
         row = b.user_index.get(user_id)
         if row is None:
@@ -59,7 +63,7 @@ class EmbeddedFeatureStore:
         return UserState(
             dense=dense,
             embedding=b.user_emb[row],
-            genre=dense[self._genre_start :],
+            genre=feature_defs.user_genre(dense, self._genres),
             last_ts=float(b.user_last_ts[row]),
             seen=b.user_seen_items[start:end],
         )

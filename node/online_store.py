@@ -2,7 +2,10 @@
 
 One pipelined round trip per request reads the user's packed state and, when
 the request names a session, the session's events. A value packed for another
-feature schema or embedding space is never used with this bundle. When Redis
+feature schema or embedding space is never used with this bundle. The state's
+session block is filled in for the request's time from the recent
+interactions the state carries, with this bundle's item genres: the same
+:func:`trainer.features.session_block` the trainer computes offline. When Redis
 is slower than its budget (the socket timeout) or down, the store raises
 :class:`~node.feature_store.StaleFeatures` at once, carrying the last state it
 read for the user (the local cache), so that the pipeline serves
@@ -31,7 +34,7 @@ from node import feature_keys as keys
 from node import metrics, user_value
 from node.bundle import LoadedBundle
 from node.feature_store import EmbeddedFeatureStore, FeatureStoreFactory, StaleFeatures
-from node.history import parse_session
+from node.history import parse_session, session_state
 from node.settings import Settings
 from node.types import UserState
 from trainer.event_labels import interaction
@@ -102,11 +105,13 @@ class RedisFeatureStore:
     def __init__(self, bundle: LoadedBundle, link: RedisLink, cache: FeatureCache):
         self._bundle, self._link, self._cache = bundle, link, cache
         self._batch = EmbeddedFeatureStore(bundle)
+        # Memory-mapped: shared with the page cache (the bundle loader verified the file).
+        self._item_genre = np.load(bundle.path / "item_genre.npy", allow_pickle=False, mmap_mode="r")
         self._head = user_value.header(
             str(bundle.manifest["feature_schema_hash"]), str(bundle.manifest["embedding_space_id"])
         )
 
-    def get(self, user_id: str, session_id: str = "") -> UserState | None:
+    def get(self, user_id: str, session_id: str = "", now: float | None = None) -> UserState | None:
         key = (user_id, session_id)
         if not self._link.available():
             metrics.FEATURE_LOOKUPS.labels("stale").inc()
@@ -123,13 +128,14 @@ class RedisFeatureStore:
             state = self._batch.get(user_id)
         else:
             try:
-                state = user_value.unpack(self._head, value)
+                state, recent = user_value.read(self._head, value)
             except ValueError as e:
                 outcome = "mismatch" if isinstance(e, user_value.MismatchedValue) else "corrupt"
                 metrics.FEATURE_LOOKUPS.labels(outcome).inc()
                 log.debug("user %r: online value not usable with bundle %s: %s", user_id, self._bundle.version, e)
                 raise StaleFeatures(f"online value: {e}", self._cache.get(key)) from e
             metrics.FEATURE_LOOKUPS.labels("hit").inc()
+            state = session_state(state, recent, time.time() if now is None else now, self._item_genre)
         if state is not None and session:
             state = self._with_session(state, session)
         self._cache.put(key, state)

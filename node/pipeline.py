@@ -158,7 +158,7 @@ class RankingPipeline:
         with timer("features"):
             online, batch = self._stores_for(bundle)
             try:
-                user = online.get(query.user_id, query.session_id) if query.session_id else online.get(query.user_id)
+                user = online.get(query.user_id, query.session_id, now)
             except StaleFeatures as stale:
                 # The online store is slow or down and said so fast: its cache, else the batch features.
                 self._fallback("feature_store")

@@ -127,7 +127,7 @@ def _golden_inputs(b: LoadedBundle) -> list[tuple[Any, ...]]:
         else:
             dense, emb, last = b.user_dense[row], b.user_emb[row], float(b.user_last_ts[row])
         now = float(case["now_ts"])
-        genre = dense[len(feature_defs.USER_SCALARS) :]
+        genre = feature_defs.user_genre(dense, g)
         out.append((dense, emb, genre, last, now, feature_defs.context_vector(now), items))
     return out
 

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from trainer.data import Interactions
-from trainer.features import SECONDS_PER_DAY
+from trainer.features import SECONDS_PER_DAY, session_dim
 
 HALF_LIFE_DAYS = 365.0
 
@@ -48,7 +48,9 @@ def batch_user_tables(data: Interactions, item_emb: np.ndarray, item_genre: np.n
     genre = np.divide(genre, total, out=np.zeros_like(genre), where=total > 0)
     c = np.maximum(counts, 1).astype(np.float64)
     span_days = np.where(counts > 0, (last - first) / SECONDS_PER_DAY, 0.0)
-    dense = np.column_stack([np.log1p(counts), value_sum / c, n_pos / c, np.log1p(span_days), genre])
+    # Batch features have no request time: their session block is empty (trainer.features.session_block).
+    session = np.zeros((n_users, session_dim(item_genre.shape[1])))
+    dense = np.column_stack([np.log1p(counts), value_sum / c, n_pos / c, np.log1p(span_days), session, genre])
     indptr = np.r_[0, np.cumsum(counts[present])].astype(np.int64)
     # Rows are sorted by user, so each present user's items are contiguous and in time order.
     return {

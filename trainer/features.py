@@ -4,8 +4,12 @@ A feature row for (user, item, time) is, in this order:
 
     [ user block | item block | cross block | context block ]
 
-* user block (``4 + G``): history summaries computed by :func:`user_features`
-  from the user's interactions strictly before the as-of time.
+* user block (``6 + 2G``): history summaries computed by :func:`user_features`
+  from the user's interactions strictly before the as-of time: four scalars,
+  then the session block (:func:`session_block`: the interactions of the
+  :data:`SESSION_WINDOW_S` before the request time, their count, positive
+  rate and genre distribution), then the long-term genre affinity (last, so
+  that ``dense[-G:]`` is the ``genre`` the assembler crosses with items).
 * item block (``5 + G``): per-item statistics from the bundle's training data
   (:func:`item_features`).
 * cross block (4): embedding dot product, genre affinity dot product, days
@@ -27,12 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 
 USER_SCALARS = ("u_log_count", "u_mean_value", "u_pos_rate", "u_log_span_days")
+SESSION_SCALARS = ("s_log_count", "s_pos_rate")
 ITEM_SCALARS = ("i_log_pop", "i_mean_value", "i_pos_rate", "i_log_pop_recent", "i_year")
 CROSS = ("x_emb_dot", "x_genre_dot", "x_user_recency", "x_item_age")
 CONTEXT = ("c_hour_sin", "c_hour_cos", "c_dow_sin", "c_dow_cos")
 
 SECONDS_PER_DAY = 86400.0
 RECENT_DAYS = 90.0
+# The session block: the user's last SESSION_MAX interactions in the SESSION_WINDOW_S before the request.
+SESSION_WINDOW_S = 1800.0
+SESSION_MAX = 100
 # Years are centred and scaled so that the student sees values near [-1, 1].
 YEAR_CENTER = 1990.0
 YEAR_SCALE = 30.0
@@ -42,6 +50,8 @@ def feature_names(genres: list[str]) -> list[str]:
     """Column names of the feature matrix for a bundle with this genre vocabulary."""
     return [
         *USER_SCALARS,
+        *SESSION_SCALARS,
+        *(f"s_genre_{g}" for g in genres),
         *(f"u_genre_{g}" for g in genres),
         *ITEM_SCALARS,
         *(f"i_genre_{g}" for g in genres),
@@ -57,7 +67,63 @@ def schema_hash(genres: list[str], embedding_dim: int) -> str:
 
 
 def user_dim(n_genres: int) -> int:
-    return len(USER_SCALARS) + n_genres
+    return len(USER_SCALARS) + session_dim(n_genres) + n_genres
+
+
+def session_dim(n_genres: int) -> int:
+    return len(SESSION_SCALARS) + n_genres
+
+
+def session_slice(n_genres: int) -> slice:
+    """Where the session block sits in a user block."""
+    return slice(len(USER_SCALARS), len(USER_SCALARS) + session_dim(n_genres))
+
+
+def user_genre(dense: np.ndarray, n_genres: int) -> np.ndarray:
+    """The long-term genre affinity inside a user block: the ``genre`` argument of the assembler."""
+    return dense[len(dense) - n_genres :]
+
+
+def with_session(dense: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """A copy of the user block ``dense`` with its session block replaced by ``block``."""
+    out = np.array(dense, dtype=np.float32, copy=True)
+    out[session_slice(len(block) - len(SESSION_SCALARS))] = block
+    return out
+
+
+def in_session(timestamps: np.ndarray, now: float) -> np.ndarray:
+    """Positions of the interactions that make the session block at ``now``.
+
+    The last :data:`SESSION_MAX` of those in ``[now - SESSION_WINDOW_S, now)``;
+    ``timestamps`` must be in time order (the order of a history).
+    """
+    ts = np.asarray(timestamps, dtype=np.float64)
+    where = np.flatnonzero((ts >= now - SESSION_WINDOW_S) & (ts < now))
+    return where[-SESSION_MAX:]
+
+
+def session_block(
+    item_idx: np.ndarray, positive: np.ndarray, timestamps: np.ndarray, now: float | None, item_genre: np.ndarray
+) -> np.ndarray:
+    """f32 [2 + G]: log1p(count), positive rate and genre distribution of the session at ``now``.
+
+    The session is :func:`in_session` of a time-ordered history. The genre
+    distribution is over its positive interactions (all of them when none is
+    positive), like the long-term one. ``now=None`` (no request time) gives zeros.
+    """
+    n_genres = item_genre.shape[1]
+    if now is None or len(item_idx) == 0:
+        return np.zeros(session_dim(n_genres), np.float32)
+    at = in_session(timestamps, float(now))
+    if len(at) == 0:
+        return np.zeros(session_dim(n_genres), np.float32)
+    items = np.asarray(item_idx)[at]
+    pos = np.asarray(positive, dtype=bool)[at]
+    basis = items[pos] if pos.any() else items
+    genre = item_genre[basis].astype(np.float64).sum(axis=0)
+    total = float(genre.sum())
+    genre = genre / total if total > 0 else genre
+    return np.concatenate([[math.log1p(len(at)), float(pos.mean())], genre]).astype(np.float32)
 
 
 def item_dim(n_genres: int) -> int:
@@ -78,7 +144,7 @@ def context_vector(ts: float) -> np.ndarray:
 class UserFeatures:
     """What the assembler needs about one user, as of some time."""
 
-    dense: np.ndarray  # f32 [4 + G]
+    dense: np.ndarray  # f32 [6 + 2G], the user block
     embedding: np.ndarray  # f32 [D], unit norm, zeros if no history
     genre: np.ndarray  # f32 [G], the genre affinity (also inside ``dense``)
     last_ts: float  # unix seconds of the last interaction, -1 if none
@@ -96,14 +162,16 @@ def user_features(
     item_emb: np.ndarray,
     item_genre: np.ndarray,
     *,
+    now: float | None = None,
     half_life_days: float = 365.0,
 ) -> UserFeatures:
     """Features of one user from their history (all rows are before the as-of time).
 
     ``item_idx`` are bundle item indices; ``values`` the normalised rating or
-    label; ``positive`` a bool mask; ``timestamps`` unix seconds. The embedding
-    is the recency-weighted mean of the embeddings of positive items (or of all
-    items when there is no positive), normalised to unit length.
+    label; ``positive`` a bool mask; ``timestamps`` unix seconds, in time order.
+    The embedding is the recency-weighted mean of the embeddings of positive
+    items (or of all items when there is no positive), normalised to unit
+    length. ``now`` is the request time of the session block (None: no session).
     """
     n_genres = item_genre.shape[1]
     dim = item_emb.shape[1]
@@ -131,6 +199,7 @@ def user_features(
     dense = np.concatenate(
         [
             [math.log1p(n), float(values.mean()), float(pos.mean()), math.log1p(span_days)],
+            session_block(item_idx, pos, ts, now, item_genre),
             genre,
         ]
     ).astype(np.float32)

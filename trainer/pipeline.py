@@ -88,7 +88,16 @@ def _user_tables(data: Interactions, artifacts: Artifacts) -> dict[str, np.ndarr
         "user_last_ts.npy": np.array(last, dtype=np.float64),
         "user_seen_indptr.npy": np.array(indptr, dtype=np.int64),
         "user_seen_items.npy": np.concatenate(seen) if seen else np.empty(0, np.uint32),
+        # What the feature updater seeds a user's online history with (node.updater), aligned with user_seen_items.
+        "user_seen_ts.npy": _per_user(data.timestamp, slices, users, np.float64),
+        "user_seen_values.npy": _per_user(data.value, slices, users, np.float64),
+        "user_seen_positive.npy": _per_user(data.positive, slices, users, np.bool_),
     }
+
+
+def _per_user(column: np.ndarray, slices: dict[int, slice], users: list[int], dtype: type) -> np.ndarray:
+    """``column``'s rows user by user, in the order of ``user_seen_items``."""
+    return np.concatenate([column[slices[u]] for u in users]).astype(dtype) if users else np.empty(0, dtype)
 
 
 def _golden(

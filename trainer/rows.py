@@ -4,7 +4,8 @@ The same builder makes the ranker's training rows (history = a user's
 interactions before their label window) and the evaluation rows (history =
 the training part, labels = the held-out part). Features come from
 :func:`trainer.features.user_features` and the Rust assembler, exactly as on
-the serving path, and only from history strictly before ``now``.
+the serving path, and only from history strictly before ``now`` (the first
+label's time, which is also the request time of the session block).
 """
 
 from __future__ import annotations
@@ -73,8 +74,11 @@ def user_slices(data: Interactions) -> dict[int, slice]:
     return {int(data.user[s]): slice(int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
 
 
-def history_features(data: Interactions, sl: slice, items: ItemTables) -> UserFeatures:
-    return user_features(data.item[sl], data.value[sl], data.positive[sl], data.timestamp[sl], items.emb, items.genre)
+def history_features(data: Interactions, sl: slice, items: ItemTables, now: float | None = None) -> UserFeatures:
+    """A user's features from their rows ``sl``; ``now`` (the request time) fills the session block."""
+    return user_features(
+        data.item[sl], data.value[sl], data.positive[sl], data.timestamp[sl], items.emb, items.genre, now=now
+    )
 
 
 def build_rows(
@@ -105,8 +109,8 @@ def build_rows(
         if len(positives) == 0:
             continue
         hs = hist[u]
-        uf = history_features(history, hs, items)
         now = float(labels.timestamp[ls].min())
+        uf = history_features(history, hs, items, now)
         seen = np.unique(history.item[hs]).astype(np.uint32)
         exclude = seen if never is None else np.union1d(seen, never).astype(np.uint32)
         pool = generator.pool(uf.embedding, int(history.item[hs][-1]), exclude, pool_size)

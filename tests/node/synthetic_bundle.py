@@ -54,8 +54,13 @@ def make_bundle(
     dim: int = 16,
     seed: int = 0,
     golden_offset: float = 0.0,
+    seed_history: bool = False,
 ) -> Path:
-    """Write a bundle under ``root`` and return its directory. Item ids are ``{prefix}{row}``."""
+    """Write a bundle under ``root`` and return its directory. Item ids are ``{prefix}{row}``.
+
+    ``seed_history`` adds the seen rows' times, values and labels (``user_seen_ts/values/positive.npy``)
+    that the feature updater seeds online histories with.
+    """
     rng = np.random.default_rng(seed)
     genres = [f"g{k}" for k in range(n_genres)]
     names = feature_defs.feature_names(genres)
@@ -83,6 +88,7 @@ def make_bundle(
     user_dense = np.column_stack(
         [
             rng.normal(size=(n_users, len(feature_defs.USER_SCALARS))).astype(np.float32),
+            np.zeros((n_users, feature_defs.session_dim(n_genres)), np.float32),  # batch: no session
             user_genre,
         ]
     ).astype(np.float32)
@@ -169,6 +175,14 @@ def make_bundle(
         st.save_npy("user_last_ts.npy", user_last_ts)
         st.save_npy("user_seen_indptr.npy", indptr)
         st.save_npy("user_seen_items.npy", seen)
+        if seed_history:
+            # An interaction every 2000 s from a day before NOW, oldest first per user; ratings 1 to 5.
+            st.save_npy(
+                "user_seen_ts.npy", np.concatenate([NOW - 86_400.0 + 2000.0 * np.arange(len(s)) for s in seen_lists])
+            )
+            values = np.random.default_rng(seed + 1).integers(1, 6, len(seen)).astype(np.float64)
+            st.save_npy("user_seen_values.npy", values)
+            st.save_npy("user_seen_positive.npy", values >= 4)
         st.save_json("popularity.json", {"lists": lists})
         st.save_json("golden.json", golden)
     return root / version

@@ -22,7 +22,7 @@ from trainer.candidates import CandidateGenerator
 
 
 class DownStore:
-    def get(self, user_id: str, session_id: str = "") -> UserState | None:
+    def get(self, user_id: str, session_id: str = "", now: float | None = None) -> UserState | None:
         raise ConnectionError("feature store is down")
 
 

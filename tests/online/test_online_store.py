@@ -34,10 +34,15 @@ def store(bundle: LoadedBundle, settings: Settings) -> RedisFeatureStore:
 
 def test_user_value_round_trip_and_header_check() -> None:
     head = user_value.header("abc", "space-1")
-    dense, emb, seen = np.arange(9, dtype=np.float32), np.ones(4, np.float32), np.array([3, 1], np.uint32)
-    state = user_value.unpack(head, user_value.pack(head, dense, emb, 12.5, seen))
+    dense, emb, seen = np.arange(10, dtype=np.float32), np.ones(4, np.float32), np.array([3, 1], np.uint32)
+    recent = user_value.Recent(np.array([11.0, 12.5]), np.array([1, 3], np.uint32), np.array([False, True]))
+    state, back = user_value.read(head, user_value.pack(head, dense, emb, 12.5, seen, recent))
     assert np.array_equal(state.dense, dense) and np.array_equal(state.embedding, emb)
-    assert state.last_ts == 12.5 and state.seen.tolist() == [3, 1] and np.array_equal(state.genre, dense[4:])
+    assert state.last_ts == 12.5 and state.seen.tolist() == [3, 1] and np.array_equal(state.genre, dense[-2:])
+    assert back.ts.tolist() == [11.0, 12.5] and back.items.tolist() == [1, 3] and back.positive.tolist() == [0, 1]
+    assert user_value.unpack(head, user_value.pack(head, dense, emb, 12.5, seen)).seen.tolist() == [3, 1]
+    with pytest.raises(ValueError, match="6 \\+ 2G"):
+        user_value.unpack(head, user_value.pack(head, dense[:9], emb, 12.5, seen))
     with pytest.raises(user_value.MismatchedValue):
         user_value.unpack(user_value.header("abc", "space-2"), user_value.pack(head, dense, emb, 1.0, seen))
 

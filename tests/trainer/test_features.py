@@ -64,7 +64,10 @@ def test_user_features_on_a_hand_made_history() -> None:
     # genre affinity over the positives (items 0 and 2): [1,0,0] + [1,1,0] -> [2,1,0] / 3
     np.testing.assert_allclose(uf.genre, [2 / 3, 1 / 3, 0.0], rtol=1e-6)
     assert math.isclose(float(uf.genre.sum()), 1.0, rel_tol=1e-6)
-    np.testing.assert_array_equal(uf.dense[4:], uf.genre)
+    np.testing.assert_array_equal(uf.dense[-3:], uf.genre)
+    np.testing.assert_array_equal(F.user_genre(uf.dense, 3), uf.genre)
+    # no request time: the session block is empty
+    assert not uf.dense[F.session_slice(3)].any() and F.session_slice(3) == slice(4, 9)
     # embedding: recency-weighted mean of the positives' embeddings, unit norm
     w0, w2 = 0.5 ** (10 / 10), 0.5 ** (8 / 10)
     expect = w0 * ITEM_EMB[0] + w2 * ITEM_EMB[2]
@@ -95,6 +98,58 @@ def test_user_features_of_an_empty_history() -> None:
     assert uf.genre.shape == (3,) and not uf.genre.any()
     assert uf.last_ts == -1.0 and not uf.known
     assert uf.dense.dtype == uf.embedding.dtype == uf.genre.dtype == np.float32
+
+
+# -- the session block -------------------------------------------------------------
+
+NOW = 1_700_000_000.0
+
+
+def test_session_block_is_the_last_half_hour_before_now() -> None:
+    # items: 0 [1,0,0] long ago; 1 [0,1,0] and 2 [1,1,0] in the window; 3 [0,0,1] at now (not before it)
+    items = np.array([0, 1, 2, 3])
+    positive = np.array([True, True, False, True])
+    ts = np.array([NOW - 1801.0, NOW - 1800.0, NOW - 1.0, NOW])
+    block = F.session_block(items, positive, ts, NOW, ITEM_GENRE)
+    assert block.dtype == np.float32 and block.shape == (F.session_dim(3),)
+    # two interactions, one positive; the genres of the positive one only
+    np.testing.assert_allclose(block, [math.log1p(2), 0.5, 0.0, 1.0, 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(F.in_session(ts, NOW), [1, 2])
+
+
+def test_session_block_without_positives_uses_every_item_and_is_empty_without_time() -> None:
+    items, positive, ts = np.array([1, 3]), np.array([False, False]), np.array([NOW - 60.0, NOW - 30.0])
+    np.testing.assert_allclose(F.session_block(items, positive, ts, NOW, ITEM_GENRE), [math.log1p(2), 0, 0, 0.5, 0.5])
+    assert not F.session_block(items, positive, ts, None, ITEM_GENRE).any()
+    assert not F.session_block(items, positive, ts, NOW + 3600.0, ITEM_GENRE).any()  # the session is over
+    # before the second interaction: only the first one counts
+    first = F.session_block(items, positive, ts, NOW - 30.5, ITEM_GENRE)
+    np.testing.assert_allclose(first, [math.log1p(1), 0, 0, 1, 0])
+
+
+def test_session_block_keeps_the_last_interactions_only() -> None:
+    n = F.SESSION_MAX + 5
+    items = np.r_[np.zeros(5, np.int64), np.ones(F.SESSION_MAX, np.int64)]
+    ts = NOW - 100.0 + np.arange(n) * 0.5
+    block = F.session_block(items, np.ones(n, bool), ts, NOW, ITEM_GENRE)
+    np.testing.assert_allclose(block, [math.log1p(F.SESSION_MAX), 1.0, 0.0, 1.0, 0.0], rtol=1e-6)
+
+
+def test_user_features_at_a_request_time_fill_the_session_block() -> None:
+    items, values = np.array([0, 1, 2]), np.array([5.0, 4.0, 2.0])
+    ts = np.array([NOW - 7200.0, NOW - 600.0, NOW - 60.0])
+    at_now = F.user_features(items, values, values >= 4, ts, ITEM_EMB, ITEM_GENRE, now=NOW)
+    without = F.user_features(items, values, values >= 4, ts, ITEM_EMB, ITEM_GENRE)
+    block = F.session_block(items, values >= 4, ts, NOW, ITEM_GENRE)
+    np.testing.assert_allclose(block, [math.log1p(2), 0.5, 0.0, 1.0, 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(at_now.dense[F.session_slice(3)], block)
+    np.testing.assert_array_equal(F.with_session(without.dense, block), at_now.dense)
+    # everything else is the same: the session block is the only part that depends on the request time
+    rest = np.ones(F.user_dim(3), bool)
+    rest[F.session_slice(3)] = False
+    np.testing.assert_array_equal(at_now.dense[rest], without.dense[rest])
+    np.testing.assert_array_equal(at_now.genre, without.genre)
+    np.testing.assert_array_equal(at_now.embedding, without.embedding)
 
 
 # -- item features ---------------------------------------------------------------
@@ -135,7 +190,16 @@ def test_feature_names_layout() -> None:
     g = len(genres)
     assert len(names) == F.user_dim(g) + F.item_dim(g) + 4 + 4
     assert len(set(names)) == len(names)
-    assert names[: F.user_dim(g)] == [*F.USER_SCALARS, "u_genre_Drama", "u_genre_Comedy", "u_genre_Action"]
+    assert names[: F.user_dim(g)] == [
+        *F.USER_SCALARS,
+        *F.SESSION_SCALARS,
+        "s_genre_Drama",
+        "s_genre_Comedy",
+        "s_genre_Action",
+        "u_genre_Drama",
+        "u_genre_Comedy",
+        "u_genre_Action",
+    ]
     assert names[F.user_dim(g) : F.user_dim(g) + F.item_dim(g)] == [
         *F.ITEM_SCALARS,
         "i_genre_Drama",
@@ -143,7 +207,7 @@ def test_feature_names_layout() -> None:
         "i_genre_Action",
     ]
     assert names[-8:] == [*F.CROSS, *F.CONTEXT]
-    assert len(F.feature_names([])) == 4 + 5 + 4 + 4
+    assert len(F.feature_names([])) == 6 + 5 + 4 + 4
 
 
 def test_schema_hash() -> None:
