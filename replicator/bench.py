@@ -164,7 +164,7 @@ def _first(events: list[tuple[float, str]], after: float, *needles: str) -> floa
 
 
 def _breakdown(children: Children, version: str, written_at: float) -> dict[str, Any]:
-    """Per region, seconds after the promotion write: fetched, assigned, loading started, serving."""
+    """Per region, seconds after the promotion write: fetched, assigned, loading started, loaded, serving."""
     out: dict[str, Any] = {}
     for region in REGIONS:
         rep, node = _log_events(children.log(f"replicate-{region}")), _log_events(children.log(f"node-{region}"))
@@ -172,11 +172,13 @@ def _breakdown(children: Children, version: str, written_at: float) -> dict[str,
             "fetched": _first(rep, written_at, "fetched and verified", version),
             "assigned": _first(rep, written_at, "assigned champion", version),
             "loading": _first(node, written_at, "loading bundle", version),
+            "loaded": _first(node, written_at, "loaded bundle", version),
             "serving": _first(node, written_at, "serving bundle", version),
         }
         out[region] = {k: None if v is None else round(v - written_at, 3) for k, v in marks.items()}
         fetch = next((m for _, m in rep if "fetched and verified" in m and version in m), "")
         out[region]["fetch_log"] = fetch
+        out[region]["load_log"] = next((m for ts, m in node if ts >= written_at and "loaded bundle" in m), "")
     return out
 
 

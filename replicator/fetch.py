@@ -121,9 +121,10 @@ async def fetch_version(
                     bar.update, write, expect=(int(meta["size"]), str(meta["sha256"])),
                 )  # fmt: skip
         _check_names(staging, version, files)
-        final = region.install(staging, version)
-        verified.write(final)  # the node need not hash these files again (see replicator.verified)
-        return final
+        # The node need not hash these files again (replicator.verified); the marker is written before the
+        # rename, which changes no file's identity, so that the node never finds the bundle without it.
+        verified.write(region.path(version), staged=staging)
+        return region.install(staging, version)
     except VerificationError:
         region.discard(staging)
         raise

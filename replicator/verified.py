@@ -5,7 +5,7 @@ sha256 as the chunks arrive, then renames the bundle into the region's
 directory (:mod:`replicator.fetch`). A node following that directory used to
 hash every file again before loading it: 1.2 GB at 1M items, 0.7 to 1.4 s of
 CPU on each node in the middle of a promotion, for no new information. So,
-right after installing a bundle, the replicator writes
+as it installs a bundle, the replicator writes
 ``D/.verified/<version>.json``: the sha256 of the manifest it verified, and
 the identity of every file it wrote (device, inode, size, modification and
 change times, in nanoseconds). A node that finds a marker matching the
@@ -61,15 +61,21 @@ def _identities(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, list[in
     return {name: _identity(bundle_dir / name) for name in [MANIFEST, *sorted(manifest.get("files") or {})]}
 
 
-def write(bundle_dir: Path) -> Path:
-    """Record that ``bundle_dir`` (installed by the replicator, every file checked) is verified as it is now."""
-    raw = (bundle_dir / MANIFEST).read_bytes()
+def write(bundle_dir: Path, staged: Path | None = None) -> Path:
+    """Record that the files of ``bundle_dir`` (every one checked by the replicator) are verified as they are now.
+
+    ``staged``: the files are still in this staging directory, to be renamed
+    into ``bundle_dir`` in one move (which changes no file's identity). The
+    marker is written first, so that a node never sees the bundle without it.
+    """
+    src = bundle_dir if staged is None else staged
+    raw = (src / MANIFEST).read_bytes()
     manifest = json.loads(raw)
     body = {
         "format": FORMAT,
         "version": bundle_dir.name,
         "manifest_sha256": hashlib.sha256(raw).hexdigest(),
-        "files": _identities(bundle_dir, manifest),
+        "files": _identities(src, manifest),
         "verified_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
     }
     path = marker_path(bundle_dir)

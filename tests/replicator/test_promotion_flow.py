@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from replicator import verified
 from replicator.replicate import ReplicatorConfig
 from tests.replicator.cluster import Cluster, url
 from tests.replicator.harness import (
@@ -17,6 +18,7 @@ from tests.replicator.harness import (
     serving,
     wait_for,
 )
+from trainer.bundle import read_manifest
 
 USERS = [f"u{k:03d}" for k in range(0, 300, 3)] + ["new-user"]
 
@@ -47,6 +49,11 @@ def test_publish_promote_rollback_under_traffic(
             # Prefetched in both regions as soon as it is published, before any promotion names it.
             wait_for(lambda: all(r.replicator.region.has(b) for r in reps.values()), what="v2 prefetched")
             assert serving(eu) == serving(us) == a
+            # Each replicator vouches for what it verified, so that its node does not hash it again.
+            for region in reps:
+                for version in (a, b):
+                    bundle_dir = tmp_path / region / version
+                    assert verified.check(bundle_dir, read_manifest(bundle_dir)) is None
             promote(hub, "eu-west", b)
             wait_for(lambda: serving(eu) == b, what="eu-west serving v2")
             wait_for(lambda: traffic["eu-west"].versions.get(b, 0) > 20, what="eu-west responses from v2")
