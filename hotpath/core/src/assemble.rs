@@ -1,10 +1,8 @@
 //! Feature assembly: one dense row per candidate,
 //! `[user_dense | item_dense[i] | cross(4) | context]`.
 
-use std::mem::MaybeUninit;
-
 use crate::error::{check_ids, check_len, Error, Result};
-use crate::ln1p::ln_1p;
+use crate::ln1p::{ln_1p, ln_1p_pair};
 
 /// Number of cross features between the user and the item.
 pub const N_CROSS: usize = 4;
@@ -12,7 +10,7 @@ pub const N_CROSS: usize = 4;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 /// How many candidates ahead to prefetch item rows.
 const PREFETCH_AHEAD: usize = 4;
-/// Candidates whose item ages are computed together.
+/// Candidates whose item ages are computed together (even: pairs).
 const BLOCK: usize = 8;
 
 /// A borrowed row-major `rows x cols` table.
@@ -131,56 +129,105 @@ impl Assembler {
         let (u, c) = (user.dense.len(), user.context.len());
         let width = self.n_features(u, c);
         let recency = days_since(user.now_ts, user.last_ts);
-        let items = &self.items;
-        // Rows are written into uninitialised capacity, element by element: no
-        // memset of the matrix and no memcpy call per short segment. The item
-        // ages (a logarithm each) are computed a block at a time, so that they
-        // pipeline instead of waiting on one another.
         let total = candidates.len() * width;
         let mut out: Vec<f32> = Vec::with_capacity(total);
-        let buf = &mut out.spare_capacity_mut()[..total];
-        for (b, (rows, ids)) in buf
-            .chunks_mut(BLOCK * width)
-            .zip(candidates.chunks(BLOCK))
-            .enumerate()
-        {
-            // Gather first, then a pure arithmetic loop the compiler vectorizes.
-            let mut ts = [-1.0f64; BLOCK];
-            for (t, &id) in ts.iter_mut().zip(ids) {
-                *t = items.first_ts(id as usize);
-            }
-            let mut age = [0.0f32; BLOCK];
-            for (a, &t) in age.iter_mut().zip(&ts) {
-                *a = days_since(user.now_ts, t);
-            }
-            for (k, (row, &id)) in rows.chunks_exact_mut(width).zip(ids).enumerate() {
-                if let Some(&ahead) = candidates.get(b * BLOCK + k + PREFETCH_AHEAD) {
-                    items.prefetch(ahead as usize);
-                }
-                let item = items.row(id as usize);
-                let (user_part, rest) = row.split_at_mut(u);
-                let (item_part, rest) = rest.split_at_mut(items.dense_dim);
-                let (cross, context) = rest.split_at_mut(N_CROSS);
-                write(user_part, user.dense);
-                write(item_part, &item[items.dense_at..]);
-                write(
-                    cross,
-                    &[
-                        dot(user.emb, &item[..items.emb_dim]),
-                        dot(user.genre, &item[items.emb_dim..items.dense_at]),
-                        recency,
-                        age[k],
-                    ],
-                );
-                write(context, user.context);
-            }
+        let rows = Rows {
+            user,
+            candidates,
+            width,
+            recency,
+            base: out.as_mut_ptr(),
+        };
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX; `rows.base` has capacity for `total`.
+            unsafe { self.items.fill_avx(&rows) };
+        } else {
+            // SAFETY: `rows.base` has capacity for `total` values.
+            unsafe { self.items.fill::<false>(&rows) };
         }
-        // SAFETY: the loop above wrote every one of the `total` values (each row
-        // is split into parts of exactly u + item_dim + N_CROSS + c = width, and
-        // each part is written from a source at least as long).
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: `rows.base` has capacity for `total` values.
+        unsafe {
+            self.items.fill::<false>(&rows)
+        };
+        // SAFETY: the loop above wrote every one of the `total` values.
         unsafe { out.set_len(total) };
         debug_assert_eq!(out.len(), candidates.len() * width);
         Ok(out)
+    }
+}
+
+/// One call's rows to write: `candidates.len()` rows of `width` floats from `base`.
+struct Rows<'a> {
+    user: &'a UserFeatures<'a>,
+    candidates: &'a [u32],
+    width: usize,
+    recency: f32,
+    base: *mut f32,
+}
+
+impl PackedItems {
+    /// `fill` with the dot products in AVX registers.
+    ///
+    /// # Safety
+    /// As `fill`, and the CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn fill_avx(&self, rows: &Rows<'_>) {
+        self.fill::<true>(rows);
+    }
+
+    /// Writes every row. Rows go into uninitialised capacity through a raw
+    /// pointer, four floats per move: no memset of the matrix, no memcpy call
+    /// per short segment, no bounds checks per segment. The item ages (a
+    /// logarithm each) are computed a block at a time, two per SSE2 op.
+    ///
+    /// # Safety
+    /// `rows.base` must be valid for `candidates.len() * width` writes, the
+    /// candidates checked `< n_items`, and `width` the sum of the user's dense
+    /// and context lengths, `dense_dim` and `N_CROSS`; with `AVX`, the CPU
+    /// must support AVX.
+    #[inline(always)]
+    unsafe fn fill<const AVX: bool>(&self, rows: &Rows<'_>) {
+        let Rows {
+            user,
+            candidates,
+            width,
+            recency,
+            base,
+        } = *rows;
+        let u = user.dense.len();
+        let (dense_at, dense_dim, emb_dim) = (self.dense_at, self.dense_dim, self.emb_dim);
+        for (b, ids) in candidates.chunks(BLOCK).enumerate() {
+            let mut ts = [-1.0f64; BLOCK];
+            for (t, &id) in ts.iter_mut().zip(ids) {
+                *t = self.first_ts(id as usize);
+            }
+            let age = days_since_block(user.now_ts, &ts);
+            for (k, &id) in ids.iter().enumerate() {
+                let j = b * BLOCK + k;
+                if let Some(&ahead) = candidates.get(j + PREFETCH_AHEAD) {
+                    self.prefetch(ahead as usize);
+                }
+                let item = self.row(id as usize);
+                let cross = [
+                    dot_with::<AVX>(user.emb, &item[..emb_dim]),
+                    dot_with::<AVX>(user.genre, &item[emb_dim..dense_at]),
+                    recency,
+                    age[k],
+                ];
+                // Row `j` spans `j * width .. (j + 1) * width`, inside the
+                // capacity, and its four parts (u + dense_dim + N_CROSS + c =
+                // width values) are written from slices of exactly those
+                // lengths, which cannot overlap the new buffer.
+                let row = base.add(j * width);
+                copy(row, user.dense);
+                copy(row.add(u), &item[dense_at..dense_at + dense_dim]);
+                copy(row.add(u + dense_dim), &cross);
+                copy(row.add(u + dense_dim + N_CROSS), user.context);
+            }
+        }
     }
 }
 
@@ -298,34 +345,76 @@ impl PackedItems {
     }
 }
 
+/// Copies `src` to `dst`, four floats per move: an element loop over zipped
+/// iterators did not vectorize, and a `memcpy` call costs more than these
+/// short segments.
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` writes and not overlap `src`.
 #[inline(always)]
-fn write(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        d.write(*s);
+unsafe fn copy(dst: *mut f32, src: &[f32]) {
+    let mut chunks = src.chunks_exact(4);
+    let mut d = dst;
+    for s in &mut chunks {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), d, 4);
+        d = d.add(4);
+    }
+    for (i, &x) in chunks.remainder().iter().enumerate() {
+        d.add(i).write(x);
     }
 }
 
 /// `ln(1 + max(0, now - ts) / 1 day)` in f64, or -1 when `ts` is unknown (< 0).
-/// Branch-free (both sides computed, one selected) so that blocks vectorize.
-#[inline(always)]
 fn days_since(now: f64, ts: f64) -> f32 {
-    // `max` also maps a NaN difference (never produced: times are checked) to 0.
-    let days = ln_1p((now - ts).max(0.0) / SECONDS_PER_DAY) as f32;
     if ts < 0.0 {
         -1.0
     } else {
-        days
+        ln_1p(days(now, ts)) as f32
     }
+}
+
+/// `days_since` of each of a block of times, the logarithms in pairs.
+#[inline(always)]
+fn days_since_block(now: f64, ts: &[f64; BLOCK]) -> [f32; BLOCK] {
+    let mut out = [0.0f32; BLOCK];
+    for (o, t) in out.chunks_exact_mut(2).zip(ts.chunks_exact(2)) {
+        let ln = ln_1p_pair([days(now, t[0]), days(now, t[1])]);
+        for k in 0..2 {
+            o[k] = if t[k] < 0.0 { -1.0 } else { ln[k] as f32 };
+        }
+    }
+    out
+}
+
+/// `max(0, now - ts) / 1 day`.
+#[inline(always)]
+fn days(now: f64, ts: f64) -> f64 {
+    (now - ts).max(0.0) / SECONDS_PER_DAY
 }
 
 /// f32 dot product with eight interleaved accumulators (lane `k % 8`), summed
 /// pairwise at the end: a fixed, documented order that the compiler can
-/// vectorize, unlike one serial accumulator.
-#[inline]
+/// vectorize, unlike one serial accumulator. (The rows use `dot_with`.)
+#[cfg(test)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_with::<false>(a, b)
+}
+
+/// `dot`, the eight lanes in one AVX register when `AVX` (the caller has
+/// checked the CPU): the same products and sums in the same order.
+#[inline(always)]
+fn dot_with<const AVX: bool>(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let body = n - n % LANES;
+    #[cfg(target_arch = "x86_64")]
+    let mut acc = if AVX {
+        // SAFETY: `AVX` is only true when the CPU has AVX (see `Assembler::assemble`).
+        unsafe { lanes_sum_avx(&a[..body], &b[..body]) }
+    } else {
+        lanes_sum(&a[..body], &b[..body])
+    };
+    #[cfg(not(target_arch = "x86_64"))]
     let mut acc = lanes_sum(&a[..body], &b[..body]);
     for (k, (x, y)) in a[body..].iter().zip(&b[body..]).enumerate() {
         acc[k] += x * y;
@@ -337,6 +426,31 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         acc[3] + acc[7],
     ];
     (quad[0] + quad[2]) + (quad[1] + quad[3])
+}
+
+/// `lanes_sum` with the eight lanes in one 256-bit register (mul, then add:
+/// no FMA, so every lane rounds as in `lanes_sum`).
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn lanes_sum_avx(a: &[f32], b: &[f32]) -> [f32; LANES] {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    debug_assert!(a.len() == b.len() && a.len() % LANES == 0);
+    let mut out = [0.0f32; LANES];
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        acc = _mm256_add_ps(
+            acc,
+            _mm256_mul_ps(_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr())),
+        );
+    }
+    _mm256_storeu_ps(out.as_mut_ptr(), acc);
+    out
 }
 
 const LANES: usize = 8;

@@ -190,3 +190,24 @@ fn rejects_bad_tables() {
         }
     ));
 }
+
+#[test]
+fn avx_lanes_give_the_same_bits_as_sse_lanes() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        let mut rng = crate::rng::SplitMix64::new(5);
+        for n in 0..100 {
+            let mut v = || -> Vec<f32> {
+                (0..n)
+                    .map(|_| (rng.next_f64() * 2e3 - 1e3) as f32)
+                    .collect()
+            };
+            let (a, b) = (v(), v());
+            assert_eq!(
+                dot_with::<true>(&a, &b).to_bits(),
+                dot_with::<false>(&a, &b).to_bits(),
+                "n = {n}"
+            );
+        }
+    }
+}

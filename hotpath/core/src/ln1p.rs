@@ -57,19 +57,101 @@ fn ln_at_least_one(u: f64) -> f64 {
     let m1 = f64::from_bits((bits & MANTISSA) | ONE_BITS); // in [1, 2)
     let big = m1 > std::f64::consts::SQRT_2;
     let m = if big { 0.5 * m1 } else { m1 }; // in [sqrt(1/2), sqrt(2))
-    // The biased exponent as a float without an int-to-float conversion (which
-    // SSE2 lacks for 64-bit lanes): 2^52 + k has k in its low mantissa bits.
+                                             // The biased exponent as a float without an int-to-float conversion (which
+                                             // SSE2 lacks for 64-bit lanes): 2^52 + k has k in its low mantissa bits.
     let biased = f64::from_bits((bits >> 52) | TWO_POW_52_BITS) - TWO_POW_52;
     let e = biased - EXP_BIAS + if big { 1.0 } else { 0.0 };
     let f = m - 1.0; // exact (Sterbenz)
     let s = f / (2.0 + f);
     let z = s * s;
-    let mut series = INV_ODD[9];
-    for &c in INV_ODD[..9].iter().rev() {
-        series = series * z + c;
-    }
+    let series = estrin(z, |c| c, |a, b| a + b, |a, b| a * b);
     let ln_m = 2.0 * s + 2.0 * s * (z * series);
     e * LN2_HI + (e * LN2_LO + ln_m)
+}
+
+/// `sum(INV_ODD[k] * z^k)` by Estrin's scheme: a dependency chain of 7
+/// operations instead of Horner's 18, the same for scalars and SSE2 pairs.
+#[inline(always)]
+fn estrin<T: Copy>(
+    z: T,
+    constant: impl Fn(f64) -> T,
+    add: impl Fn(T, T) -> T,
+    mul: impl Fn(T, T) -> T,
+) -> T {
+    let c = |k: usize| constant(INV_ODD[k]);
+    let pair = |k: usize| add(c(k), mul(c(k + 1), z));
+    let z2 = mul(z, z);
+    let z4 = mul(z2, z2);
+    let z8 = mul(z4, z4);
+    let low = add(pair(0), mul(pair(2), z2));
+    let high = add(pair(4), mul(pair(6), z2));
+    add(add(low, mul(high, z4)), mul(pair(8), z8))
+}
+
+/// `ln_1p` of two values at once with SSE2 (part of every x86-64 CPU): the
+/// same operations in the same order, so each lane is bit-for-bit `ln_1p`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn ln_1p_pair(x: [f64; 2]) -> [f64; 2] {
+    use std::arch::x86_64::{
+        __m128d, _mm_add_pd, _mm_and_pd, _mm_and_si128, _mm_andnot_pd, _mm_castpd_si128,
+        _mm_castsi128_pd, _mm_cmpeq_pd, _mm_cmpgt_pd, _mm_div_pd, _mm_loadu_pd, _mm_mul_pd,
+        _mm_or_pd, _mm_or_si128, _mm_set1_epi64x, _mm_set1_pd, _mm_setzero_pd, _mm_srli_epi64,
+        _mm_storeu_pd, _mm_sub_pd,
+    };
+    /// `mask ? a : b` lane-wise (`mask` lanes are all ones or all zeros).
+    #[inline(always)]
+    unsafe fn select(mask: __m128d, a: __m128d, b: __m128d) -> __m128d {
+        _mm_or_pd(_mm_and_pd(mask, a), _mm_andnot_pd(mask, b))
+    }
+    let mut out = [0.0f64; 2];
+    // SAFETY: SSE2 is always available on x86_64; the load reads the two
+    // values of `x` and the store writes the two of `out`.
+    unsafe {
+        let set = _mm_set1_pd;
+        let x = _mm_loadu_pd(x.as_ptr());
+        let one = set(1.0);
+        let u = _mm_add_pd(one, x);
+        let d = _mm_sub_pd(u, one);
+        let tiny = _mm_cmpeq_pd(d, _mm_setzero_pd());
+        let scale = _mm_div_pd(x, select(tiny, one, d));
+
+        let bits = _mm_castpd_si128(u);
+        let mantissa = _mm_and_si128(bits, _mm_set1_epi64x(MANTISSA as i64));
+        let m1 = _mm_castsi128_pd(_mm_or_si128(mantissa, _mm_set1_epi64x(ONE_BITS as i64)));
+        let big = _mm_cmpgt_pd(m1, set(std::f64::consts::SQRT_2));
+        let m = select(big, _mm_mul_pd(set(0.5), m1), m1);
+        let exponent = _mm_or_si128(
+            _mm_srli_epi64(bits, 52),
+            _mm_set1_epi64x(TWO_POW_52_BITS as i64),
+        );
+        let biased = _mm_sub_pd(_mm_castsi128_pd(exponent), set(TWO_POW_52));
+        let e = _mm_add_pd(_mm_sub_pd(biased, set(EXP_BIAS)), _mm_and_pd(big, one));
+        let f = _mm_sub_pd(m, one);
+        let s = _mm_div_pd(f, _mm_add_pd(set(2.0), f));
+        let z = _mm_mul_pd(s, s);
+        let series = estrin(
+            z,
+            |c| set(c),
+            |a, b| _mm_add_pd(a, b),
+            |a, b| _mm_mul_pd(a, b),
+        );
+        let two_s = _mm_mul_pd(set(2.0), s);
+        let ln_m = _mm_add_pd(two_s, _mm_mul_pd(two_s, _mm_mul_pd(z, series)));
+        let ln_u = _mm_add_pd(
+            _mm_mul_pd(e, set(LN2_HI)),
+            _mm_add_pd(_mm_mul_pd(e, set(LN2_LO)), ln_m),
+        );
+        _mm_storeu_pd(out.as_mut_ptr(), select(tiny, x, _mm_mul_pd(ln_u, scale)));
+    }
+    out
+}
+
+/// Elsewhere: two scalar calls.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn ln_1p_pair(x: [f64; 2]) -> [f64; 2] {
+    [ln_1p(x[0]), ln_1p(x[1])]
 }
 
 #[cfg(test)]

@@ -74,3 +74,23 @@ fn rounds_to_the_same_f32_as_libm() {
         &differ[..differ.len().min(5)]
     );
 }
+
+#[test]
+fn pairs_are_bit_for_bit_the_scalar_function() {
+    let xs = inputs();
+    for pair in xs.chunks_exact(2) {
+        let got = ln_1p_pair([pair[0], pair[1]]);
+        assert_eq!(
+            got[0].to_bits(),
+            ln_1p(pair[0]).to_bits(),
+            "x = {:e}",
+            pair[0]
+        );
+        assert_eq!(
+            got[1].to_bits(),
+            ln_1p(pair[1]).to_bits(),
+            "x = {:e}",
+            pair[1]
+        );
+    }
+}

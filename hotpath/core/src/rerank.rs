@@ -98,17 +98,39 @@ impl Reranker {
 
 /// Positions by score descending, ties by smaller position, NaN last.
 ///
-/// Each position becomes one `u64`, `descending_key(score) << 32 | position`,
-/// and the keys are sorted as plain integers: no comparator calls, and every
-/// key is distinct, so an unstable sort gives the one order.
+/// Each score becomes a `u32` key whose ascending order is the wanted one,
+/// and the positions are sorted by key with an LSD radix sort (four stable
+/// passes of one byte, skipping a byte all keys share): stable, so ties stay
+/// in position order, and no comparisons at all.
 fn score_order(scores: &[f32]) -> Vec<u32> {
-    let mut keys: Vec<u64> = scores
-        .iter()
-        .zip(0u64..)
-        .map(|(&s, p)| (u64::from(descending_key(s)) << 32) | p)
-        .collect();
-    keys.sort_unstable();
-    keys.into_iter().map(|k| k as u32).collect()
+    let n = scores.len();
+    let keys: Vec<u32> = scores.iter().map(|&s| descending_key(s)).collect();
+    let mut counts = [[0u32; 256]; 4];
+    for &k in &keys {
+        for (byte, count) in counts.iter_mut().enumerate() {
+            count[((k >> (8 * byte)) & 0xFF) as usize] += 1;
+        }
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut next = vec![0u32; n];
+    for (byte, count) in counts.iter().enumerate() {
+        if count.iter().any(|&c| c as usize == n) {
+            continue; // every key has the same byte here: the pass keeps the order
+        }
+        let mut start = [0u32; 256];
+        let mut sum = 0;
+        for (s, &c) in start.iter_mut().zip(count) {
+            *s = sum;
+            sum += c;
+        }
+        for &p in &order {
+            let digit = ((keys[p as usize] >> (8 * byte)) & 0xFF) as usize;
+            next[start[digit] as usize] = p;
+            start[digit] += 1;
+        }
+        std::mem::swap(&mut order, &mut next);
+    }
+    order
 }
 
 /// A `u32` whose ascending order is the scores' descending order, with
