@@ -45,7 +45,13 @@ class Assembler:
         item_emb: npt.NDArray[np.float32],
         item_genre: npt.NDArray[np.float32],
         item_first_ts: npt.NDArray[np.float64],
-    ) -> Self: ...
+    ) -> Self:
+        """Copy the tables into one packed row per item.
+
+        The arrays are checked and borrowed read-only with the GIL held; the
+        copy itself runs with the GIL released, so Python code must not write
+        to them until the constructor returns.
+        """
     @property
     def n_items(self) -> int: ...
     @property

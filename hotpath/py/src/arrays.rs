@@ -97,7 +97,9 @@ fn checked<'py, T: Element>(
             ),
         ));
     }
-    let typed = array.cast::<PyArrayDyn<T>>()?;
+    // SAFETY: `array` is an ndarray whose dtype was just checked to be `T`'s:
+    // exactly what `cast::<PyArrayDyn<T>>` would check again.
+    let typed = unsafe { array.cast_unchecked::<PyArrayDyn<T>>() };
     typed
         .try_readonly()
         .map_err(|err| layout_error(py, format!("{}: {err}", name())))
