@@ -1,20 +1,30 @@
 """The hot-path benchmark: the Rust blend + assembly + re-rank against NumPy.
 
-Both sides run the same computation on the same inputs, interleaved in one
-process so that they share the machine's noise: blend four candidate
-sources into a pool, assemble the pool's feature matrix, re-rank it with a
-genre cap and exploration. The NumPy side is ``hotpath.reference``:
-vectorized where NumPy can be, a loop only where the algorithm is
-sequential.
+Both sides run the same computation on the same inputs, the calls the node's
+pipeline makes per request (``node/pipeline.py``: ``Blender.blend`` through
+the candidate generator, ``Assembler.assemble``, ``Reranker.rerank``, then the
+ranked items gathered): blend four candidate sources into a pool, assemble
+the pool's feature matrix, re-rank it with a genre cap and exploration. The
+NumPy side is ``hotpath.reference``: vectorized where NumPy can be, a loop
+only where the algorithm is sequential.
+
+The two sides are interleaved in one process (the order alternating from one
+repeat to the next) so that they share the machine's noise, and the ratio is
+taken from the same run. The figures are medians over the repeats of the
+wall-clock time, with the minima beside them, and medians of the thread's
+CPU time, which leave out the time the thread waited for a CPU on a busy
+machine; the load average is recorded at the start and the end.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +33,7 @@ import hotpath
 from hotpath import reference
 
 USER_DIM, ITEM_DIM, EMB_DIM, GENRES, CONTEXT_DIM = 24, 25, 64, 20, 4
+STAGES = ("blend", "assemble", "rerank")
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,7 @@ class HotpathBench:
     items: int = 100_000
     candidates: int = 500
     results: int = 50
-    repeat: int = 300
+    repeat: int = 1000
     seed: int = 0
 
 
@@ -68,52 +79,149 @@ def _inputs(cfg: HotpathBench) -> dict[str, Any]:
     return {"table": table, "primary": primary, "sources": sources, "user": user, "exclude": exclude}
 
 
-def run(cfg: HotpathBench) -> dict[str, Any]:
-    """Medians over ``repeat`` interleaved runs of each side, in microseconds."""
-    inp = _inputs(cfg)
+Side = Callable[[list[int]], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _sides(cfg: HotpathBench, inp: dict[str, Any]) -> dict[str, Side]:
+    """Each side: (ranked items, pool, feature matrix), stage ends appended to ``marks``."""
     t = inp["table"]
-    assembler = hotpath.Assembler(t["item_dense"], t["item_emb"], t["item_genre"], t["item_first_ts"])
+    table = (t["item_dense"], t["item_emb"], t["item_genre"], t["item_first_ts"])
+    assembler = hotpath.Assembler(*table)
     blender = hotpath.Blender(cfg.items)
     reranker = hotpath.Reranker(inp["primary"])
-    table_args = (t["item_dense"], t["item_emb"], t["item_genre"], t["item_first_ts"])
-    rng = np.random.default_rng(cfg.seed + 1)
-    model_scores = rng.random(cfg.candidates, dtype=np.float32)
+    model_scores = np.random.default_rng(cfg.seed + 1).random(cfg.candidates, dtype=np.float32)
+    sources, exclude, primary = inp["sources"], inp["exclude"], inp["primary"]
     dense, emb, genre, last_ts, now_ts, context = inp["user"]
+    results, clock = cfg.results, time.perf_counter_ns
 
-    def rust() -> np.ndarray:
-        pool, _, _ = blender.blend(inp["sources"], inp["exclude"], cfg.candidates)
+    def rust(marks: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pool, _, _ = blender.blend(sources, np.ascontiguousarray(exclude, np.uint32), cfg.candidates)
+        marks.append(clock())
         x = assembler.assemble(dense, emb, genre, last_ts, now_ts, context, pool)
-        order, _ = reranker.rerank(pool, model_scores[: len(pool)], cfg.results, 3, 0.05, 7)
-        return np.asarray(x[order, 0])
+        marks.append(clock())
+        scores = np.ascontiguousarray(model_scores[: len(pool)], np.float32)
+        positions, _ = reranker.rerank(pool, scores, results, 3, 0.05, 7)
+        marks.append(clock())
+        return pool[np.asarray(positions, dtype=np.intp)], pool, x
 
-    def numpy() -> np.ndarray:
-        pool, _, _ = reference.blend(inp["sources"], inp["exclude"], cfg.candidates)
-        x = reference.assemble(*table_args, dense, emb, genre, last_ts, now_ts, context, pool)
-        order, _ = reference.rerank(inp["primary"], pool, model_scores[: len(pool)], cfg.results, 3, 0.05, 7)
-        return np.asarray(x[order, 0])
+    def numpy(marks: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pool, _, _ = reference.blend(sources, exclude, cfg.candidates)
+        marks.append(clock())
+        x = reference.assemble(*table, dense, emb, genre, last_ts, now_ts, context, pool)
+        marks.append(clock())
+        positions, _ = reference.rerank(primary, pool, model_scores[: len(pool)], results, 3, 0.05, 7)
+        marks.append(clock())
+        return pool[np.asarray(positions, dtype=np.intp)], pool, x
 
-    if not np.allclose(rust(), numpy(), rtol=1e-5, atol=1e-5):
+    return {"rust": rust, "numpy": numpy}
+
+
+def _check_agree(sides: dict[str, Side]) -> None:
+    (r_ranked, r_pool, r_x), (n_ranked, n_pool, n_x) = (side([]) for side in sides.values())
+    same = np.array_equal(r_pool, n_pool) and np.array_equal(r_ranked, n_ranked)
+    if not same or not np.allclose(r_x, n_x, rtol=1e-5, atol=1e-5):
         raise AssertionError("the Rust and NumPy hot paths disagree; the benchmark would be meaningless")
-    timings: dict[str, list[float]] = {"rust": [], "numpy": []}
-    sides: dict[str, Callable[[], np.ndarray]] = {"rust": rust, "numpy": numpy}
-    for _ in range(10):  # warm-up
-        rust(), numpy()
-    for _ in range(cfg.repeat):
-        for name, fn in sides.items():
-            start = time.perf_counter_ns()
-            fn()
-            timings[name].append((time.perf_counter_ns() - start) / 1e3)
-    rust_us = float(np.median(timings["rust"]))
-    numpy_us = float(np.median(timings["numpy"]))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run(cfg: HotpathBench) -> dict[str, Any]:
+    """Medians and minima over ``repeat`` interleaved runs of each side, in microseconds."""
+    inp = _inputs(cfg)
+    sides = _sides(cfg, inp)
+    _check_agree(sides)
+    load_start = _load()
+    totals: dict[str, list[float]] = {name: [] for name in sides}
+    stages: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STAGES} for name in sides}
+    order = list(sides)
+    for _ in range(20):  # warm-up
+        for fn in sides.values():
+            fn([])
+    cpu: dict[str, list[float]] = {name: [] for name in [*sides, "empty"]}
+    empty = np.empty(0)
+
+    def nothing(marks: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        marks.extend((marks[0], marks[0], marks[0]))
+        return empty, empty, empty
+
+    timed: dict[str, Side] = {**sides, "empty": nothing}
+    wall, thread_cpu = time.perf_counter_ns, time.thread_time_ns
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: a collection would land on whichever side is running
+    try:
+        for _ in range(cfg.repeat):
+            order.reverse()  # rust first, then numpy first, ...
+            for name in [*order, "empty"]:
+                c0 = thread_cpu()
+                marks = [wall()]
+                timed[name](marks)
+                end = wall()
+                c1 = thread_cpu()
+                cpu[name].append((c1 - c0) / 1e3)
+                if name == "empty":
+                    continue
+                totals[name].append((end - marks[0]) / 1e3)
+                for stage, a, b in zip(STAGES, marks[:-1], marks[1:], strict=True):
+                    stages[name][stage].append((b - a) / 1e3)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    # Thread CPU time excludes the time the thread waited for a CPU (the
+    # machine may be shared); the cost of reading that clock is measured
+    # around an empty call and subtracted.
+    clock_cost = float(np.median(cpu.pop("empty")))
+    rust_cpu = float(np.median(cpu["rust"])) - clock_cost
+    numpy_cpu = float(np.median(cpu["numpy"])) - clock_cost
+
+    def median(xs: list[float]) -> float:
+        return round(float(np.median(xs)), 1)
+
+    def lowest(xs: list[float]) -> float:
+        return round(float(np.min(xs)), 1)
+
+    rust_us, numpy_us = float(np.median(totals["rust"])), float(np.median(totals["numpy"]))
+    rust_min, numpy_min = float(np.min(totals["rust"])), float(np.min(totals["numpy"]))
     return {
         "candidates": cfg.candidates,
         "rust_us": round(rust_us, 1),
         "numpy_us": round(numpy_us, 1),
         "speedup": round(numpy_us / rust_us, 1),
-        "rust_p99_us": round(float(np.percentile(timings["rust"], 99)), 1),
-        "numpy_p99_us": round(float(np.percentile(timings["numpy"], 99)), 1),
+        "rust_min_us": round(rust_min, 1),
+        "numpy_min_us": round(numpy_min, 1),
+        "speedup_min": round(numpy_min / rust_min, 1),
+        "rust_cpu_us": round(rust_cpu, 1),
+        "numpy_cpu_us": round(numpy_cpu, 1),
+        "speedup_cpu": round(numpy_cpu / rust_cpu, 1),
+        "rust_p99_us": round(float(np.percentile(totals["rust"], 99)), 1),
+        "numpy_p99_us": round(float(np.percentile(totals["numpy"], 99)), 1),
+        "stages_median_us": {name: {s: median(v) for s, v in st.items()} for name, st in stages.items()},
+        "stages_min_us": {name: {s: lowest(v) for s, v in st.items()} for name, st in stages.items()},
         "catalog_items": cfg.items,
         "results": cfg.results,
         "repeat": cfg.repeat,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__},
+        "method": (
+            "interleaved, order alternating per repeat, gc disabled while timing, 20 warm-up runs per side; "
+            "*_us: wall-clock medians, *_cpu_us: thread CPU time medians (clock cost subtracted)"
+        ),
+        "machine": {
+            "cpu": _cpu_model(),
+            "cpus": os.cpu_count(),
+            "load_avg_start": load_start,
+            "load_avg_end": _load(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "hotpath": hotpath.__version__,
+        },
     }

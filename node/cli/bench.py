@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
     hot = which.add_parser("hotpath", help="Rust blend + assembly + re-rank vs NumPy, one run")
     hot.add_argument("--items", type=int, default=100_000, help="catalog size (default 100000)")
     hot.add_argument("--candidates", type=int, default=500, help="pool size (default 500)")
-    hot.add_argument("--repeat", type=int, default=300, help="timed runs per side (default 300)")
+    hot.add_argument("--repeat", type=int, default=1000, help="timed runs per side, interleaved (default 1000)")
     hot.add_argument("--json", action="store_true", help="print one JSON document")
     hot.set_defaults(func=run_hotpath)
     bench_latency.register(which)
@@ -51,14 +51,28 @@ def run_hotpath(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
+    machine = result["machine"]
     print(
         f"hot path, {result['candidates']} candidates over {result['catalog_items']} items, "
-        f"{result['repeat']} runs each"
+        f"{result['repeat']} interleaved runs each"
     )
-    print(f"  {'side':6} {'median µs':>10} {'p99 µs':>10}")
-    print(f"  {'rust':6} {result['rust_us']:10.1f} {result['rust_p99_us']:10.1f}")
-    print(f"  {'numpy':6} {result['numpy_us']:10.1f} {result['numpy_p99_us']:10.1f}")
-    print(f"  speedup {result['speedup']}x")
+    print(f"  {'side':6} {'median µs':>10} {'min µs':>10} {'p99 µs':>10}   stages (median µs)")
+    for side in ("rust", "numpy"):
+        stages = " ".join(f"{k} {v}" for k, v in result["stages_median_us"][side].items())
+        print(
+            f"  {side:6} {result[side + '_us']:10.1f} {result[side + '_min_us']:10.1f} "
+            f"{result[side + '_p99_us']:10.1f}   {stages}"
+        )
+    print(f"  thread CPU time (median µs): rust {result['rust_cpu_us']}, numpy {result['numpy_cpu_us']}")
+    print(
+        f"  speedup {result['speedup']}x (wall medians), {result['speedup_min']}x (wall minima), "
+        f"{result['speedup_cpu']}x (CPU medians), same run"
+    )
+    print(
+        f"  machine: {machine['cpu']}, {machine['cpus']} CPUs, load average "
+        f"{machine['load_avg_start']} at start, {machine['load_avg_end']} at end"
+    )
+    print(f"  command: {result['command']}")
     return 0
 
 
