@@ -28,12 +28,12 @@ from replicator.errors import ReplicatorError, VerificationError
 from replicator.nats_io import get_file
 from replicator.region_dir import RegionDir
 from trainer import bundle as bundle_format
-from trainer.bundle import MANIFEST, REQUIRED_FILES, sha256_file
+from trainer.bundle import MANIFEST, OPTIONAL_FILES, REQUIRED_FILES, sha256_file
 
 log = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-ALLOWED_FILES = frozenset(REQUIRED_FILES)
+ALLOWED_FILES = frozenset(REQUIRED_FILES) | frozenset(OPTIONAL_FILES)
 
 
 class DiskFull(ReplicatorError):
@@ -61,7 +61,7 @@ def check_manifest(manifest: dict[str, Any], version: str, trusted: signing.Ed25
             or not isinstance(meta.get("sha256"), str)
         ):
             raise VerificationError(f"bundle {version}: bad file entry for {name!r}")
-    missing = sorted(ALLOWED_FILES - set(files))
+    missing = sorted(set(REQUIRED_FILES) - set(files))
     if missing:
         raise VerificationError(f"bundle {version}: manifest does not list {', '.join(missing)}")
     return files

@@ -29,6 +29,11 @@ size):
 ``popularity.json``        {"lists": {name: [item index, ...]}}
 ``golden.json``            requests with the scores the trainer recorded
 =========================  ==============================================
+
+Optional (:data:`OPTIONAL_FILES`; listed in the manifest when present), rows
+aligned with ``user_seen_items``, for the feature updater to seed online
+histories with: ``user_seen_ts.npy`` f64, ``user_seen_values.npy`` f64,
+``user_seen_positive.npy`` bool.
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ REQUIRED_FILES = (
     "popularity.json",
     "golden.json",
 )
+
+
+OPTIONAL_FILES = ("user_seen_ts.npy", "user_seen_values.npy", "user_seen_positive.npy")
 
 
 class BundleError(Exception):

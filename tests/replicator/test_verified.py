@@ -120,3 +120,25 @@ def test_prune_removes_markers_with_their_versions(region: Path) -> None:
     assert rd.versions() == [region.name]  # the markers' directory is not a version
     rd.prune(keep=set(), newest=0)
     assert not region.exists() and not verified.marker_path(region).exists()
+
+
+def test_the_replicator_accepts_the_optional_files_and_nothing_else(source: Path, tmp_path: Path) -> None:
+    from replicator import signing
+    from replicator.errors import VerificationError
+    from replicator.fetch import check_manifest
+    from trainer.bundle import OPTIONAL_FILES
+
+    key_path, pub_path = signing.keygen(tmp_path / "k.key")
+    key, trusted = signing.load_private(key_path), signing.load_public(pub_path)
+    manifest = bundle_format.read_manifest(source)
+    entry = {"sha256": "0" * 64, "size": 1}
+
+    def signed(**files: dict[str, object]) -> dict[str, object]:
+        m = {**manifest, "files": {**manifest["files"], **files}}
+        m.pop("signature", None)
+        return signing.sign_manifest(m, key)
+
+    files = check_manifest(signed(**dict.fromkeys(OPTIONAL_FILES, entry)), manifest["version"], trusted)
+    assert set(OPTIONAL_FILES) <= set(files)
+    with pytest.raises(VerificationError, match=r"unexpected file 'other\.npy'"):
+        check_manifest(signed(**{"other.npy": entry}), manifest["version"], trusted)
