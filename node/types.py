@@ -49,7 +49,7 @@ class RankQuery:
 class UserState:
     """What the pipeline knows about a user (from the feature store)."""
 
-    dense: np.ndarray  # f32 [4 + G]
+    dense: np.ndarray  # f32 [6 + 2G], the user block (trainer.features)
     embedding: np.ndarray  # f32 [D]
     genre: np.ndarray  # f32 [G]
     last_ts: float  # unix seconds, -1 if unknown

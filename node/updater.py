@@ -250,17 +250,18 @@ class Sweep:
         cursor = 0
         while not self.cancelled.is_set():
             try:
-                cursor, found = client.scan(cursor, match=keys.HISTORY_PATTERN, count=self.batch)
+                following, found = client.scan(cursor, match=keys.HISTORY_PATTERN, count=self.batch)
                 users = sorted({keys.user_of_history(k) for k in found})
                 self.written += self.updater.recompute(users, self.tables)
                 self.users += len(users)
+                if following == 0 and not self.cancelled.is_set():
+                    client.set(keys.SWEPT, self.tables.head)
+                    return True
             except redis.RedisError as e:
-                log.warning("sweep: redis failed (%s: %s); retrying", type(e).__name__, e)
+                log.warning("sweep: redis failed (%s: %s); retrying the batch", type(e).__name__, e)
                 self.cancelled.wait(RECONNECT_WAIT_S)
                 continue
-            if cursor == 0:
-                client.set(keys.SWEPT, self.tables.head)
-                return True
+            cursor = following
         return False
 
 

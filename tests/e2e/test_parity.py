@@ -1,4 +1,9 @@
-"""Feature parity: the matrix the node scores equals the one the trainer builds offline."""
+"""Feature parity: the matrix the node scores equals the one the trainer builds offline.
+
+With the batch features alone, and with online features (real Redis): a warm
+user's first online event is added to their batch history, and the session
+block of a request is the trainer's, from interactions before the request.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,20 @@ import numpy as np
 import pytest
 
 from hotpath import reference
+from node import feature_keys as keys
 from node.bundle import LoadedBundle
 from node.bundle_holder import BundleHolder
+from node.gen.edgerank.v1 import events_pb2
+from node.online_store import redis_store_factory
 from node.pipeline import RankingPipeline
 from node.settings import Settings
 from node.types import RankQuery, ServedBy
+from node.updater import FeatureUpdater
 from tests.e2e.conftest import TrainedBundle
+from tests.servers import RedisServer
+from trainer import features as F
 from trainer.data import Interactions, load_movielens
-from trainer.features import context_vector
+from trainer.features import context_vector, user_features
 from trainer.rows import ItemTables, history_features, user_slices
 from trainer.split import protocol_split
 
@@ -110,3 +121,76 @@ def test_offline_and_online_features_are_equal(
         row_of = {int(c): k for k, c in enumerate(candidates)}
         for item, score in served.items():
             assert score == pytest.approx(float(scores[row_of[item]]), abs=1e-6)
+
+
+def test_a_warm_users_first_online_event_adds_to_their_batch_history(
+    movielens_bundle: TrainedBundle, bundle: LoadedBundle, train_part: Interactions, redis_server: RedisServer
+) -> None:
+    """Online features = trainer.features on (batch history + the events), session block included."""
+    settings = Settings.load(
+        {"bundle_dir": movielens_bundle.root, "port": 0, "redis_url": redis_server.url, "region": "parity"}, env={}
+    )
+    items = item_tables(movielens_bundle)
+    by_id = {train_part.user_ids[u]: sl for u, sl in user_slices(train_part).items()}
+    # warm users whose whole batch history fits in the online history
+    users = [u for u in warm_users(train_part, 40) if 20 <= by_id[u].stop - by_id[u].start < settings.history_max - 2]
+    assert len(users) >= 3
+    factory, close = redis_store_factory(settings)
+    pipeline = RankingPipeline(settings, BundleHolder(bundle), factory)
+    updater = FeatureUpdater(settings)
+    try:
+        for k, user in enumerate(users[:3]):
+            with redis_server.client() as client:
+                client.delete(*[keys.history(user), keys.seeded(user), keys.history_version(user), keys.state(user)])
+            sl = by_id[user]
+            seen = set(train_part.item[sl].tolist())
+            new = [i for i in bundle.popularity["global"].tolist() if i not in seen][:2]
+            click_ts, rating_ts = NOW - 1500.0, NOW - 60.0
+            click, rating = (str(bundle.item_ids[i]) for i in new)
+            updater.apply(
+                [
+                    _event(f"parity-{k}-click", user, click, events_pb2.EVENT_TYPE_CLICK, 0.0, click_ts),
+                    _event(f"parity-{k}-rate", user, rating, events_pb2.EVENT_TYPE_RATING, 2.5, rating_ts),
+                ]
+            )
+            # the trainer's way: the batch history, then the events, as of NOW
+            uf = user_features(
+                np.r_[train_part.item[sl], new],
+                np.r_[train_part.value[sl], 4.0, 2.5],
+                np.r_[train_part.positive[sl], True, False],
+                np.r_[train_part.timestamp[sl], click_ts, rating_ts],
+                items.emb,
+                items.genre,
+                now=NOW,
+            )
+            session = uf.dense[F.session_slice(len(bundle.genres))]
+            assert session[0] == np.float32(np.log1p(2)) and session[1] == np.float32(0.5)  # both are in the window
+
+            result = pipeline.rank(RankQuery(user, "home", num_results=10, pool_size=500, now_ts=NOW))
+            assert result.served_by == ServedBy.FULL
+            snap = result.features
+            assert snap is not None
+            np.testing.assert_array_equal(uf.dense, snap.user.dense)
+            np.testing.assert_array_equal(uf.embedding, snap.user.embedding)
+            np.testing.assert_array_equal(uf.genre, snap.user.genre)
+            assert uf.last_ts == snap.user.last_ts == rating_ts
+            assert set(new) <= set(snap.user.seen.tolist()) and seen <= set(snap.user.seen.tolist())
+            offline = items.assembler().assemble(
+                uf.dense, uf.embedding, uf.genre, uf.last_ts, NOW, context_vector(NOW), snap.candidates
+            )
+            np.testing.assert_array_equal(offline, snap.matrix)
+            # an hour later the session is over: the block is empty again, the rest unchanged
+            later = pipeline.rank(RankQuery(user, "home", num_results=10, pool_size=500, now_ts=NOW + 3600.0))
+            assert later.features is not None
+            np.testing.assert_array_equal(later.features.user.dense, F.with_session(uf.dense, np.zeros_like(session)))
+    finally:
+        updater.close()
+        close()
+
+
+def _event(
+    event_id: str, user: str, item: str, kind: events_pb2.EventType, value: float, ts: float
+) -> events_pb2.Event:
+    return events_pb2.Event(
+        event_id=event_id, user_id=user, item_id=item, type=kind, value=value, timestamp_ms=int(ts * 1000)
+    )

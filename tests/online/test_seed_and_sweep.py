@@ -197,5 +197,10 @@ def test_online_states_are_rewritten_for_a_new_bundle_without_new_events(
             np.testing.assert_array_equal(result.features.user.dense, features.dense)
             np.testing.assert_array_equal(result.features.user.embedding, features.embedding)
         assert redis_client.get(keys.SWEPT) == updater.tables.head
+        # an updater that starts on B later does not sweep again
+        restarted = FeatureUpdater(s)
+        restarted.sweep_if_needed()
+        assert restarted.sweep is None
+        restarted.close()
     finally:
         updater.close()
