@@ -64,6 +64,9 @@ class IdIndex(Mapping[str, int]):
         if ids.ndim != 1 or ids.dtype.kind != "U":
             raise BundleError(f"{what} must be a 1-d str array, not {ids.dtype} {ids.shape}")
         self._ids = ids
+        # numpy's searchsorted casts the whole array to a key's wider dtype (a copy of every id, about
+        # 20 ms with the GIL held at 1M ids): a key longer than the longest id is never looked up.
+        self._width = ids.dtype.itemsize // np.dtype("U1").itemsize
         self._rows = np.argsort(ids, kind="stable")
         self._sorted = ids[self._rows]
         if len(ids) > 1 and not bool(np.all(self._sorted[1:] != self._sorted[:-1])):
@@ -71,7 +74,7 @@ class IdIndex(Mapping[str, int]):
             raise BundleError(f"{what} are not unique: {str(dup)!r} appears more than once")
 
     def _find(self, key: object) -> int:
-        if not isinstance(key, str):
+        if not isinstance(key, str) or len(key) > self._width:
             return -1
         s = self._sorted
         i = int(s.searchsorted(key))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,11 @@ def test_id_index_is_a_mapping_over_sorted_ids() -> None:
     assert dict(index) == {"b": 0, "a10": 1, "a9": 2, "c": 3, "": 4} and list(index) == ["b", "a10", "a9", "c", ""]
     assert index["a9"] == 2 and index.get("c") == 3 and index.get("zz") is None and index.get("a", -1) == -1
     assert "a10" in index and "a1" not in index and 7 not in index and "a100000000000" not in index
+    big = IdIndex(np.array([f"u{k}" for k in range(200_000)], dtype=str))
+    t0 = time.perf_counter()
+    assert all(big.get(k) is None for k in ["a-much-longer-id-than-any-in-the-array"] * 100)
+    assert time.perf_counter() - t0 < 0.05  # never a cast of the whole array to the key's dtype
+    assert big["u199999"] == 199_999 and big.get("u1999999") is None
     with pytest.raises(KeyError):
         index["nope"]
     assert len(IdIndex(np.array([], dtype=str))) == 0 and "x" not in IdIndex(np.array([], dtype=str))
