@@ -8,14 +8,25 @@ stage whose cost can jump (a slow model, a loaded machine), runs under a
 watchdog that cancels it (onnxruntime's ``RunOptions.terminate``) when its
 share of the budget runs out, so that abandoned work does not go on in the
 background.
+
+A stage skipped because its estimate does not fit is measured again
+(:class:`Probes`), so that one stall does not move a node down the ladder
+for good: the ranker, which the watchdog can cancel, by one request per
+``PROBE_INTERVAL_S`` that runs it anyway, cut short at what a run that fits
+could take; retrieval, which cannot be cancelled, by a measurement on a
+background thread, off every request's path. A probe's measurement replaces
+the estimate (an EWMA would need dozens of probes to forget a stall).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import onnxruntime as ort
@@ -25,6 +36,13 @@ POPULARITY_RESERVE_S = 0.5e-3
 # Estimates are multiplied by this before deciding that a stage fits.
 SAFETY = 2.0
 EWMA_ALPHA = 0.1
+# A stage skipped for its estimate is measured again at most this often.
+PROBE_INTERVAL_S = 1.0
+# The watchdog cancels a run this much before its cut-off: it needs the GIL to wake, and a cancelled
+# run needs a moment to notice.
+WATCHDOG_SLACK_S = 1.0e-3
+
+log = logging.getLogger(__name__)
 
 
 class Deadline:
@@ -65,6 +83,62 @@ class StageCosts:
     def observe(self, stage: str, seconds: float) -> None:
         old = self.estimates.get(stage)
         self.estimates[stage] = seconds if old is None else old + EWMA_ALPHA * (seconds - old)
+
+    def reset(self, stage: str, seconds: float) -> None:
+        """Replace the estimate with a fresh measurement (a probe's, after the stage was skipped)."""
+        self.estimates[stage] = seconds
+
+
+class Probes:
+    """When to measure a skipped stage again, and background measurements for stages that cannot be cancelled.
+
+    ``attempted(stage)`` records a run; ``due(stage)`` is true, and claims the probe, when the stage has not
+    run nor been probed for ``interval_s``. ``measure`` runs one measurement on a background thread (one at
+    a time; a measurement offered while one runs is dropped) and gives its wall time to ``costs.reset``.
+    """
+
+    def __init__(self, costs: StageCosts, interval_s: float = PROBE_INTERVAL_S):
+        self.costs = costs
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def attempted(self, stage: str) -> None:
+        self._last[stage] = time.monotonic()
+
+    def due(self, stage: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(stage, -float("inf")) < self.interval_s:
+                return False
+            self._last[stage] = now
+            return True
+
+    def measure(self, stage: str, run: Callable[[], object]) -> None:
+        """Time ``run()`` off the request path; its wall time becomes ``stage``'s estimate (unless it raises)."""
+        with self._lock:
+            if self._pending is not None and not self._pending.done():
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgerank-probe")
+            self._pending = self._executor.submit(self._measure, stage, run)
+
+    def _measure(self, stage: str, run: Callable[[], object]) -> None:
+        started = time.perf_counter()
+        try:
+            run()
+        except Exception as error:
+            log.warning("probe of stage %s failed: %s: %s", stage, type(error).__name__, error)
+            return
+        self.costs.reset(stage, time.perf_counter() - started)
+
+    def join(self, timeout_s: float | None = None) -> None:
+        """Wait for the background measurement in progress, if any (tests)."""
+        pending = self._pending
+        if pending is not None:
+            pending.exception(timeout_s)
 
 
 class Watchdog:

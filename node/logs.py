@@ -16,6 +16,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, "fields", None)  # structured extras: ``extra={"fields": {...}}``
+        if isinstance(fields, dict):
+            doc.update({k: v for k, v in fields.items() if k not in doc})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc)

@@ -8,6 +8,11 @@ the final top n. When a stage fails the request moves down the ladder:
 * user unknown          -> the surface's popularity list (POPULARITY)
 * retrieval raises      -> the surface's popularity list (POPULARITY)
 * assembly/score raises -> candidates in blend order (RETRIEVAL_ORDER)
+
+A stage whose running cost estimate does not fit the request's deadline is
+skipped for the rung below it, and measured again later (``Probes`` in
+:mod:`node.deadline`). Failures that repeat on every request (an index that
+is down) log one line per interval with a count, not one per request.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import numpy as np
 
 from node.bundle import LoadedBundle, rank_scores
 from node.bundle_holder import BundleHolder
-from node.deadline import POPULARITY_RESERVE_S, SAFETY, Deadline, StageCosts, Watchdog
+from node.deadline import POPULARITY_RESERVE_S, SAFETY, WATCHDOG_SLACK_S, Deadline, Probes, StageCosts, Watchdog
 from node.errors import DeadlineExceeded
 from node.feature_store import EmbeddedFeatureStore, FeatureStore, FeatureStoreFactory, StaleFeatures
+from node.log_limit import LogLimiter
 from node.settings import Settings
 from node.types import (
     FeatureSnapshot,
@@ -50,8 +56,8 @@ _SOURCE_CODES = np.array([int(s) for s in SOURCES], dtype=np.uint8)
 _EMPTY_U32 = np.empty(0, np.uint32)
 _EMPTY_F32 = np.empty(0, np.float32)
 _STORES_KEPT = 4
-# Try a ranker that was too slow again after this long (the watchdog bounds the try).
-PROBE_INTERVAL_S = 1.0
+# Repeated warnings (a stage failing on every request): one line per this many seconds.
+WARNING_INTERVAL_S = 10.0
 
 
 def _drill_delay(seconds: float, run_options: Any) -> None:
@@ -112,9 +118,10 @@ class RankingPipeline:
         )
         self.holder = holder
         self.costs = StageCosts()
+        self.probes = Probes(self.costs)
         self.watchdog = Watchdog()
+        self.warnings = LogLimiter(log, WARNING_INTERVAL_S)
         self.on_fallback: Callable[[str], None] | None = None
-        self._last_score_attempt = 0.0
         self._factory = feature_store_factory
         self._stores: dict[int, tuple[LoadedBundle, FeatureStore, FeatureStore]] = {}
         self._stores_lock = threading.Lock()
@@ -164,8 +171,8 @@ class RankingPipeline:
                 self._fallback("feature_store")
                 served_by = ServedBy.STALE_FEATURES
                 user = stale.state if stale.state is not None else batch.get(query.user_id)
-            except Exception:
-                log.warning("feature store failed for user %r; using batch features", query.user_id, exc_info=True)
+            except Exception as error:
+                self.warnings.warning("feature_store", "feature store failed; using batch features", error)
                 self._fallback("feature_store")
                 served_by = ServedBy.STALE_FEATURES
                 user = batch.get(query.user_id)
@@ -173,6 +180,9 @@ class RankingPipeline:
             return self._popularity(bundle, query, exclude, timer, None)
 
         if not deadline.fits(self.costs.estimate("retrieve") + self.costs.estimate("blend")):
+            # Retrieval cannot be cancelled: measure it again off this request's path, once per interval.
+            if self.probes.due("retrieve"):
+                self.probes.measure("retrieve", lambda: self._retrieve(bundle, user, query.pool_size, len(exclude)))
             self._fallback("budget_retrieval")
             return self._popularity(bundle, query, exclude, timer, user)
         try:
@@ -180,8 +190,8 @@ class RankingPipeline:
                 if self.settings.drill_index_down:
                     raise RuntimeError("drill: the index is down (drill_index_down)")
                 sources = self._retrieve(bundle, user, query.pool_size, len(exclude))
-        except Exception:
-            log.warning("retrieval failed; serving popularity", exc_info=True)
+        except Exception as error:
+            self.warnings.warning("retrieval", "retrieval failed; serving popularity", error)
             self._fallback("retrieval")
             return self._popularity(bundle, query, exclude, timer, user)
 
@@ -226,41 +236,60 @@ class RankingPipeline:
         timer: StageTimer,
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(scores, feature matrix); scores are None when the ranker does not fit the budget, overruns it, or
-        fails, and the matrix is None when it was not assembled."""
+        fails, and the matrix is None when it was not assembled.
+
+        A run that fits is cancelled at the deadline minus what the rung below still needs (re-rank and
+        result, with the watchdog's slack). A ranker that does not fit is still tried once per probe
+        interval, as a probe cancelled at what a run that fits could take, so that probing costs a request
+        at most half the budget; a probe that finishes replaces the ranker's estimate.
+        """
         estimate = self.costs.estimate("assemble") + self.costs.estimate("score")
-        reserve = POPULARITY_RESERVE_S + SAFETY * self.costs.estimate("rerank")
-        probe_due = time.monotonic() - self._last_score_attempt >= PROBE_INTERVAL_S
-        if not deadline.fits(estimate, reserve) and not probe_due:
+        reserve = (
+            POPULARITY_RESERVE_S
+            + SAFETY * (self.costs.estimate("rerank") + self.costs.estimate("result"))
+            + WATCHDOG_SLACK_S
+        )
+        probe = False
+        if deadline.fits(estimate, reserve):
+            cutoff = deadline.end - reserve
+            self.probes.attempted("score")
+        elif self.probes.due("score") and deadline.remaining() > reserve:
+            probe = True
+            # The longest run that would have fitted: SAFETY * cost + reserve <= remaining.
+            cutoff = time.perf_counter() + (deadline.remaining() - reserve) / SAFETY
+        else:
             self._fallback("budget_ranker")
             return None, None
-        self._last_score_attempt = time.monotonic()
-        run_options = self.watchdog.guard(deadline.end - reserve)
-        started = time.perf_counter()
+        run_options = self.watchdog.guard(cutoff)
+        started = assembled = time.perf_counter()
         matrix: np.ndarray | None = None
         try:
-            with self._stage(timer, "assemble"):
+            with timer("assemble"):
                 context = feature_defs.context_vector(now)
                 matrix = bundle.assembler.assemble(
                     user.dense, user.embedding, user.genre, user.last_ts, now, context, cand.items
                 )
-            started = time.perf_counter()
+            assembled = time.perf_counter()
             with timer("score"):
                 if self.settings.drill_ranker_delay_ms > 0:
                     _drill_delay(self.settings.drill_ranker_delay_ms / 1000.0, run_options)
                 scores = bundle.score(matrix, run_options)
-            self.costs.observe("score", time.perf_counter() - started)
+            finished = time.perf_counter()
             if scores.shape != cand.items.shape:
                 raise ValueError(f"ranker returned {scores.shape} scores for {cand.items.shape} candidates")
         except Exception as error:
             if run_options.terminate:
                 # Cancelled by the watchdog: the ranker costs at least what it ran.
-                self.costs.observe("score", max(self.costs.estimate("score"), time.perf_counter() - started))
-                log.warning("ranker overran its budget; serving retrieval order")
+                self.costs.observe("score", max(self.costs.estimate("score"), time.perf_counter() - assembled))
+                self.warnings.warning("ranker_timeout", "ranker overran its budget; serving retrieval order")
                 self._fallback("ranker_timeout")
             else:
-                log.warning("scoring failed; serving retrieval order", exc_info=error)
+                self.warnings.warning("ranker_error", "scoring failed; serving retrieval order", error)
                 self._fallback("ranker_error")
             return None, matrix
+        record = self.costs.reset if probe else self.costs.observe
+        record("assemble", assembled - started)
+        record("score", finished - assembled)
         return scores, matrix
 
     @contextmanager
@@ -322,8 +351,8 @@ class RankingPipeline:
                 seed,
             )
             return np.asarray(positions, dtype=np.intp), np.asarray(explored, dtype=bool)
-        except Exception:
-            log.warning("re-ranking failed; serving the top %d by score", n, exc_info=True)
+        except Exception as error:
+            self.warnings.warning("rerank", "re-ranking failed; serving the top n by score", error)
             order = np.argsort(-scores, kind="stable")[:n]
             return order, np.zeros(len(order), dtype=bool)
 
@@ -365,11 +394,14 @@ class RankingPipeline:
         sources: np.ndarray,
         snapshot: FeatureSnapshot | None,
     ) -> RankResult:
+        t0 = time.perf_counter()
         ids = bundle.item_ids[items].tolist()
         ranked = tuple(
             RankedItem(item_id=str(i), score=float(s), rank=r, source=Source(int(c)))
             for r, (i, s, c) in enumerate(zip(ids, scores.tolist(), sources.tolist(), strict=True), start=1)
         )
+        # What the last rung needs after a cancelled ranker: the watchdog cuts the ranker that much earlier.
+        self.costs.observe("result", time.perf_counter() - t0)
         return RankResult(
             items=ranked,
             bundle_version=bundle.version,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,7 @@ from node.bundle_holder import BundleHolder
 from node.deadline import POPULARITY_RESERVE_S, Deadline, StageCosts, Watchdog, request_budget
 from node.errors import DeadlineExceeded
 from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
+from node.log_limit import LogLimiter
 from node.pipeline import RankingPipeline
 from node.server import Node
 from node.settings import Settings
@@ -120,3 +122,89 @@ def test_rank_over_grpc_counts_rungs_and_serves_metrics(bundle_root: Path) -> No
         assert 'edgerank_stage_seconds_bucket{le="0.001",stage="score"}' in text
         assert "edgerank_bundle_info{" in text
         assert 'edgerank_rpc_responses_total{code="OK",method="/edgerank.v1.Ranker/Rank"}' in text
+
+
+def rank_until(pipeline: RankingPipeline, rung: ServedBy, timeout_s: float = 5.0) -> list[ServedBy]:
+    """Rank (budget 50 ms) until ``rung`` serves or ``timeout_s`` passes; the rungs that served."""
+    served: list[ServedBy] = []
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and (not served or served[-1] != rung):
+        served.append(pipeline.rank(query(budget_s=0.05)).served_by)
+        time.sleep(0.01)
+    return served
+
+
+def test_retrieval_skipped_after_a_stall_is_measured_again(bundle: LoadedBundle) -> None:
+    pipeline = pipeline_with(bundle)
+    assert pipeline.rank(query()).served_by == ServedBy.FULL
+    # One stall (a neighbour's, a page fault) makes the running estimate too big for any deadline.
+    pipeline.costs.observe("retrieve", 10.0)
+    served = rank_until(pipeline, ServedBy.FULL)
+    assert served[0] == ServedBy.POPULARITY  # skipped: the request does not wait for a probe
+    assert served[-1] == ServedBy.FULL  # measured again off the request path, and served again
+    assert pipeline.costs.estimate("retrieve") < 0.05
+
+
+def test_retrieval_probes_are_spaced_by_the_interval(bundle: LoadedBundle) -> None:
+    pipeline = pipeline_with(bundle)
+    probed: list[str] = []
+    pipeline.probes.measure = lambda stage, run: probed.append(stage)  # type: ignore[method-assign]
+    pipeline.costs.observe("retrieve", 10.0)
+    for _ in range(5):
+        assert pipeline.rank(query(budget_s=0.05)).served_by == ServedBy.POPULARITY
+    assert probed == ["retrieve"]
+
+
+# A little more than the probe interval (node.deadline.PROBE_INTERVAL_S).
+PROBE_WAIT_S = 1.05
+
+
+def test_a_ranker_probe_stops_at_half_the_budget(bundle: LoadedBundle) -> None:
+    slow = pipeline_with(bundle, drill_ranker_delay_ms=5000)
+    budget = 0.4
+    first = slow.rank(query(budget_s=budget))  # fits by its estimate: runs, cancelled before the deadline
+    assert first.served_by == ServedBy.RETRIEVAL_ORDER
+    assert first.total_ms < budget * 1e3
+    time.sleep(PROBE_WAIT_S)
+    probe = slow.rank(query(budget_s=budget))
+    assert probe.served_by == ServedBy.RETRIEVAL_ORDER and "score" in probe.stages
+    # A probe runs no longer than a run that fits could (half the budget left), not to the deadline.
+    assert probe.stages["score"] < 0.5 * budget * 1e3 + 20
+    assert probe.total_ms < 0.5 * budget * 1e3 + 40
+
+
+def test_a_ranker_probe_that_finishes_replaces_the_estimate(bundle: LoadedBundle) -> None:
+    pipeline = pipeline_with(bundle)
+    assert pipeline.rank(query(budget_s=0.05)).served_by == ServedBy.FULL
+    pipeline.costs.observe("score", 10.0)  # one stall
+    assert pipeline.rank(query(budget_s=0.05)).served_by == ServedBy.RETRIEVAL_ORDER
+    time.sleep(PROBE_WAIT_S)
+    assert pipeline.rank(query(budget_s=0.05)).served_by == ServedBy.FULL  # the probe
+    assert pipeline.rank(query(budget_s=0.05)).served_by == ServedBy.FULL  # and every request after it
+
+
+def test_a_cancelled_run_leaves_the_last_rung_its_time(bundle: LoadedBundle) -> None:
+    slow = pipeline_with(bundle, drill_ranker_delay_ms=5000)
+    slow.costs.observe("result", 0.010)  # the last rung needs 10 ms after the ranker is cut
+    result = slow.rank(query(budget_s=0.2))
+    assert result.served_by == ServedBy.RETRIEVAL_ORDER
+    assert result.stages["score"] < 200 - 2 * 10
+
+
+def test_index_down_logs_one_line_per_interval_with_a_count(
+    bundle: LoadedBundle, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = pipeline_with(bundle, drill_index_down=True)
+    clock = [100.0]
+    pipeline.warnings = LogLimiter(logging.getLogger("node.pipeline"), 10.0, clock=lambda: clock[0])
+    with caplog.at_level(logging.WARNING, logger="node.pipeline"):
+        for _ in range(50):
+            assert pipeline.rank(query()).served_by == ServedBy.POPULARITY
+        clock[0] += 10.5
+        assert pipeline.rank(query()).served_by == ServedBy.POPULARITY
+    lines = [r for r in caplog.records if "retrieval failed" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[0].exc_info is not None  # the first occurrence has its traceback
+    fields = lines[1].fields  # type: ignore[attr-defined]
+    assert fields["count"] == 50 and fields["kind"] == "retrieval" and "drill" in fields["error"]
+    assert "50 times in the last 10.5 s" in lines[1].getMessage()
