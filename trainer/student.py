@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,9 @@ class StudentConfig:
     groups_per_batch: int = 16
     learning_rate: float = 2e-3
     temperature: float = 1.0
+    # Independent trainings (seeds seed, seed+1, ...), the best on validation kept: one
+    # unlucky initialisation must not decide the gate on a small validation set.
+    restarts: int = 3
     seed: int = 0
 
 
@@ -91,8 +94,19 @@ def train_student(
 ) -> Mlp:
     """Distil ``teacher`` scores (one per row) into an MLP on standardised inputs.
 
-    With ``validate`` (higher is better), the weights of the best epoch are kept.
+    With ``validate`` (higher is better), the weights of the best epoch of the best of
+    ``config.restarts`` trainings are kept; without it, the last epoch of one training.
     """
+    if validate is None or config.restarts <= 1:
+        return _train_once(rows, teacher, config, validate)[0]
+    runs = [_train_once(rows, teacher, replace(config, seed=config.seed + k), validate) for k in range(config.restarts)]
+    return max(runs, key=lambda run: run[1])[0]
+
+
+def _train_once(
+    rows: Rows, teacher: np.ndarray, config: StudentConfig, validate: Callable[[Mlp], float] | None
+) -> tuple[Mlp, float]:
+    """One training from ``config.seed``: the kept weights and their validation quality (-inf without)."""
     rng = np.random.default_rng(config.seed)
     mean = rows.x.mean(axis=0)
     std = rows.x.std(axis=0)
@@ -114,7 +128,7 @@ def train_student(
     n_groups = xs.shape[0]
     per_epoch = -(-n_groups // config.groups_per_batch)
     epochs = max(config.epochs, -(-config.min_steps // per_epoch))
-    for _ in trange(epochs, desc="student", unit="epoch", leave=False):
+    for _ in trange(epochs, desc=f"student (seed {config.seed})", unit="epoch", leave=False):
         for start in range(0, n_groups, config.groups_per_batch):
             idx = np.arange(start, min(start + config.groups_per_batch, n_groups))
             x, tgt, mk = xs[idx], target[idx], mask[idx]
@@ -155,7 +169,7 @@ def train_student(
         quality = validate(current)
         if quality > best_quality:
             best, best_quality = current, quality
-    return best
+    return best, best_quality
 
 
 def to_onnx(mlp: Mlp, n_features: int) -> onnx.ModelProto:

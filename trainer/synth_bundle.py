@@ -67,7 +67,7 @@ class SynthBundleConfig:
     # Fewer trees and epochs than trainer.pipeline: on two cores the ranker must take about a minute.
     teacher: TeacherConfig = field(default_factory=lambda: TeacherConfig(num_trees=150))
     student: StudentConfig = field(
-        default_factory=lambda: StudentConfig(epochs=12, min_steps=1500, groups_per_batch=32)
+        default_factory=lambda: StudentConfig(epochs=12, min_steps=1500, groups_per_batch=32, restarts=1)
     )
 
 

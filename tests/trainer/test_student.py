@@ -81,6 +81,19 @@ def test_a_tiny_student_learns_the_teacher_order(trained: tuple[Mlp, Rows, np.nd
     assert np.corrcoef(s, teacher)[0, 1] > 0.8
 
 
+def test_restarts_keep_the_best_training_on_validation() -> None:
+    rows, teacher = tiny_rows(np.random.default_rng(1))
+    config = replace(StudentConfig(), hidden=(16, 8), epochs=3, min_steps=20, groups_per_batch=8, restarts=1)
+
+    def quality(mlp: Mlp) -> float:  # how well it copies the teacher
+        return float(np.corrcoef(mlp.forward(rows.x), teacher)[0, 1])
+
+    singles = [quality(train_student(rows, teacher, replace(config, seed=k), quality)) for k in range(3)]
+    assert len(set(singles)) == 3  # the seeds really differ
+    best = train_student(rows, teacher, replace(config, restarts=3), quality)
+    assert quality(best) == max(singles)
+
+
 def test_quantized_scores_follow_fp32(trained: tuple[Mlp, Rows, np.ndarray], tmp_path: Path) -> None:
     mlp, rows, _ = trained
     path = tmp_path / "ranker.onnx"
