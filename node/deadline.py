@@ -142,35 +142,55 @@ class Probes:
 
 
 class Watchdog:
-    """One thread that cancels ranker runs whose deadline has passed."""
+    """One thread that cancels ranker runs whose deadline has passed.
+
+    A run that ends calls :meth:`release`; its entry stays in the heap, dead, and the thread drops dead
+    entries without waiting for their deadlines. The thread is woken only when a new run's deadline is
+    earlier than the one it waits for, so a node whose runs finish in time wakes it about once per budget,
+    not once per request (each wake takes the GIL from a request thread).
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, ort.RunOptions]] = []
+        self._live: set[int] = set()
+        self._waiting_until = float("inf")
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="edgerank-watchdog", daemon=True)
         self._thread.start()
 
     def guard(self, deadline_at: float) -> ort.RunOptions:
-        """RunOptions for one ranker run, terminated at ``deadline_at`` (perf_counter time)."""
+        """RunOptions for one ranker run, terminated at ``deadline_at`` (perf_counter time) unless released."""
         options = ort.RunOptions()
+        seq = next(self._seq)
         with self._cond:
-            heapq.heappush(self._heap, (deadline_at, next(self._seq), options))
-            if self._heap[0][2] is options:
+            heapq.heappush(self._heap, (deadline_at, seq, options))
+            self._live.add(id(options))
+            if deadline_at < self._waiting_until:
                 self._cond.notify()
         return options
+
+    def release(self, options: ort.RunOptions) -> None:
+        """The run of ``options`` ended: do not cancel it."""
+        with self._cond:
+            self._live.discard(id(options))
 
     def _loop(self) -> None:
         with self._cond:
             while True:
-                if not self._heap:
+                heap = self._heap
+                while heap and id(heap[0][2]) not in self._live:
+                    heapq.heappop(heap)  # released: nothing to cancel
+                if not heap:
+                    self._waiting_until = float("inf")
                     self._cond.wait()
                     continue
-                at, _, options = self._heap[0]
+                at, _, options = heap[0]
                 wait = at - time.perf_counter()
                 if wait > 0:
+                    self._waiting_until = at
                     self._cond.wait(wait)
                     continue
-                heapq.heappop(self._heap)
-                # Terminating a finished run is harmless: the flag is only read during a run.
+                heapq.heappop(heap)
+                self._live.discard(id(options))
                 options.terminate = True

@@ -41,10 +41,16 @@ def encode(query: RankQuery, result: RankResult, bundle: LoadedBundle, region: s
     features = None
     snap = result.features
     if snap is not None and ids:
-        row_of = {c: r for r, c in enumerate(snap.candidates.tolist())}
-        rows = [row_of.get(bundle.item_index.get(i, -1)) for i in ids]
-        if all(r is not None for r in rows):
-            matrix = np.ascontiguousarray(snap.matrix[np.array(rows, dtype=np.intp)], dtype="<f4")
+        matrix: np.ndarray | None
+        if len(snap.candidates) == len(ids) and bundle.item_ids[snap.candidates].tolist() == ids:
+            # The pipeline keeps the shown items' rows, in rank order.
+            matrix = np.ascontiguousarray(snap.matrix, dtype="<f4")
+        else:
+            row_of = {c: r for r, c in enumerate(snap.candidates.tolist())}
+            rows = [row_of.get(bundle.item_index.get(i, -1)) for i in ids]
+            found = all(r is not None for r in rows)
+            matrix = np.ascontiguousarray(snap.matrix[np.array(rows, dtype=np.intp)], dtype="<f4") if found else None
+        if matrix is not None:
             features = base64.b64encode(matrix.tobytes()).decode()
     return {
         "exposure_id": uuid.uuid4().hex,

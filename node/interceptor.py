@@ -30,33 +30,49 @@ def status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Wraps the unary handlers of edgerank services; other services pass through."""
+    """Wraps the unary handlers of edgerank services; other services pass through.
+
+    gRPC asks the interceptor on every call; the wrapped handler of a method is built once and kept
+    (the services' handlers do not change while the server runs).
+    """
+
+    def __init__(self) -> None:
+        self._guarded: dict[str, Any] = {}
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Any],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
-        handler = continuation(handler_call_details)
         method = handler_call_details.method
+        guarded = self._guarded.get(method)
+        if guarded is not None:
+            return guarded
+        handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
             return handler
-        behavior = handler.unary_unary
+        guarded = self._guarded[method] = _guard(method, handler)
+        return guarded
 
-        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                response = behavior(request, context)
-            except Exception as error:
-                code, message = status_for(error)
-                if code == grpc.StatusCode.INTERNAL:
-                    log.error("%s failed", method, exc_info=error)
-                metrics.RPC_STATUS.labels(method, code.name).inc()
-                context.abort(code, message)
-            metrics.RPC_STATUS.labels(method, grpc.StatusCode.OK.name).inc()
-            return response
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _guard(method: str, handler: Any) -> Any:
+    behavior = handler.unary_unary
+    ok = metrics.RPC_STATUS.labels(method, grpc.StatusCode.OK.name)
+
+    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            response = behavior(request, context)
+        except Exception as error:
+            code, message = status_for(error)
+            if code == grpc.StatusCode.INTERNAL:
+                log.error("%s failed", method, exc_info=error)
+            metrics.RPC_STATUS.labels(method, code.name).inc()
+            context.abort(code, message)
+        ok.inc()
+        return response
+
+    return grpc.unary_unary_rpc_method_handler(
+        guarded,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

@@ -26,11 +26,22 @@ BUNDLE_INFO = Gauge(
 )
 
 
+# Labelled children, looked up once (``labels()`` takes a lock and builds a key on every call).
+_RUNG_CHILDREN: dict[object, Counter] = {}
+_STAGE_CHILDREN: dict[str, Histogram] = {}
+
+
 def observe_rank(result: RankResult) -> None:
-    RANK_REQUESTS.labels(result.served_by.name).inc()
+    rung = _RUNG_CHILDREN.get(result.served_by)
+    if rung is None:
+        rung = _RUNG_CHILDREN.setdefault(result.served_by, RANK_REQUESTS.labels(result.served_by.name))
+    rung.inc()
     RANK_SECONDS.observe(result.total_ms / 1000.0)
     for stage, ms in result.stages.items():
-        STAGE_SECONDS.labels(stage).observe(ms / 1000.0)
+        child = _STAGE_CHILDREN.get(stage)
+        if child is None:
+            child = _STAGE_CHILDREN.setdefault(stage, STAGE_SECONDS.labels(stage))
+        child.observe(ms / 1000.0)
 
 
 def set_bundle(region: str, bundle_version: str, model_version: str) -> None:

@@ -21,8 +21,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +52,7 @@ EXPERIMENT_ARM = "champion"
 # The generator's sources (trainer.candidates.SOURCE_NAMES) as wire codes.
 SOURCES = tuple(Source[name.upper()] for name in SOURCE_NAMES)
 _SOURCE_CODES = np.array([int(s) for s in SOURCES], dtype=np.uint8)
+_SOURCE_BY_CODE = {int(s): s for s in Source}
 _EMPTY_U32 = np.empty(0, np.uint32)
 _EMPTY_F32 = np.empty(0, np.float32)
 _STORES_KEPT = 4
@@ -69,6 +69,25 @@ def _drill_delay(seconds: float, run_options: Any) -> None:
         time.sleep(min(left, 0.0005))
 
 
+class _Span:
+    """Times one stage into a StageTimer, and into a cost estimate when the stage ends normally."""
+
+    __slots__ = ("costs", "stage", "t0", "timer")
+
+    def __init__(self, timer: StageTimer, stage: str, costs: StageCosts | None):
+        self.timer, self.stage, self.costs, self.t0 = timer, stage, costs, 0.0
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        seconds = time.perf_counter() - self.t0
+        stages = self.timer.stages
+        stages[self.stage] = stages.get(self.stage, 0.0) + seconds * 1e3
+        if self.costs is not None and kind is None:
+            self.costs.observe(self.stage, seconds)
+
+
 class StageTimer:
     """Wall time per stage, in ms, in the order the stages ran."""
 
@@ -76,13 +95,9 @@ class StageTimer:
         self.start = time.perf_counter()
         self.stages: dict[str, float] = {}
 
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stages[stage] = self.stages.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
+    def __call__(self, stage: str, costs: StageCosts | None = None) -> _Span:
+        """A context manager timing ``stage`` (and feeding ``costs`` its time when it does not raise)."""
+        return _Span(self, stage, costs)
 
     def total_ms(self) -> float:
         return (time.perf_counter() - self.start) * 1e3
@@ -122,6 +137,8 @@ class RankingPipeline:
         self.watchdog = Watchdog()
         self.warnings = LogLimiter(log, WARNING_INTERVAL_S)
         self.on_fallback: Callable[[str], None] | None = None
+        # Requests whose blend used up the first ANN search and searched again at full depth.
+        self.deepened = 0
         self._factory = feature_store_factory
         self._stores: dict[int, tuple[LoadedBundle, FeatureStore, FeatureStore]] = {}
         self._stores_lock = threading.Lock()
@@ -179,24 +196,41 @@ class RankingPipeline:
         if user is None:
             return self._popularity(bundle, query, exclude, timer, None)
 
+        gen, pool_size = bundle.candidates, query.pool_size
+        excluded = np.concatenate([user.seen.astype(np.uint32, copy=False), exclude]) if len(exclude) else user.seen
+        depth = gen.first_depth(pool_size, len(excluded), self.quotas)
         if not deadline.fits(self.costs.estimate("retrieve") + self.costs.estimate("blend")):
             # Retrieval cannot be cancelled: measure it again off this request's path, once per interval.
             if self.probes.due("retrieve"):
-                self.probes.measure("retrieve", lambda: self._retrieve(bundle, user, query.pool_size, len(exclude)))
+                self.probes.measure("retrieve", lambda: self._retrieve(bundle, user, pool_size, len(excluded), depth))
             self._fallback("budget_retrieval")
             return self._popularity(bundle, query, exclude, timer, user)
         try:
             with self._stage(timer, "retrieve"):
                 if self.settings.drill_index_down:
                     raise RuntimeError("drill: the index is down (drill_index_down)")
-                sources = self._retrieve(bundle, user, query.pool_size, len(exclude))
+                sources = self._retrieve(bundle, user, pool_size, len(excluded), depth)
         except Exception as error:
             self.warnings.warning("retrieval", "retrieval failed; serving popularity", error)
             self._fallback("retrieval")
             return self._popularity(bundle, query, exclude, timer, user)
 
         with self._stage(timer, "blend"):
-            cand = self._blend(bundle, sources, user, exclude, query.pool_size)
+            pool = gen.blend(sources, excluded, pool_size)
+        full = gen.full_depth(pool_size, len(excluded))
+        # When the blend took every ANN hit it could, a deeper search gives the pool a full-depth search gives,
+        # if the deadline has room for it (else the pool stands, filled from the other sources).
+        if (
+            depth < full
+            and gen.ann_exhausted(sources, pool, excluded, depth)
+            and deadline.fits(self.costs.estimate("retrieve") * full / depth + self.costs.estimate("blend"))
+        ):
+            self.deepened += 1
+            with timer("retrieve"):
+                sources = gen.deepen(sources, user.embedding, full)
+            with timer("blend"):
+                pool = gen.blend(sources, excluded, pool_size)
+        cand = _Candidates(pool.items, _SOURCE_CODES[pool.source], pool.score)
         if len(cand.items) == 0:
             return self._popularity(bundle, query, exclude, timer, user)
 
@@ -214,7 +248,8 @@ class RankingPipeline:
         shown = scores if served_by != ServedBy.RETRIEVAL_ORDER else cand.scores
         source_codes = cand.sources[positions].copy()
         source_codes[explored] = int(Source.EXPLORE)
-        snapshot = None if matrix is None else FeatureSnapshot(user, cand.items, matrix, now)
+        # The shown items' rows only (the exposure log's), not the whole pool's matrix.
+        snapshot = None if matrix is None else FeatureSnapshot(user, cand.items[positions], matrix[positions], now)
         return self._result(
             bundle,
             query,
@@ -287,18 +322,16 @@ class RankingPipeline:
                 self.warnings.warning("ranker_error", "scoring failed; serving retrieval order", error)
                 self._fallback("ranker_error")
             return None, matrix
+        finally:
+            self.watchdog.release(run_options)
         record = self.costs.reset if probe else self.costs.observe
         record("assemble", assembled - started)
         record("score", finished - assembled)
         return scores, matrix
 
-    @contextmanager
-    def _stage(self, timer: StageTimer, stage: str) -> Iterator[None]:
+    def _stage(self, timer: StageTimer, stage: str) -> _Span:
         """Time a stage for the response and for the stage's cost estimate."""
-        t0 = time.perf_counter()
-        with timer(stage):
-            yield
-        self.costs.observe(stage, time.perf_counter() - t0)
+        return timer(stage, self.costs)
 
     def _fallback(self, reason: str) -> None:
         if self.on_fallback is not None:
@@ -313,22 +346,10 @@ class RankingPipeline:
         found = [i for i in map(get, ids) if i is not None]
         return np.array(found, dtype=np.uint32)
 
-    def _retrieve(self, bundle: LoadedBundle, user: UserState, pool: int, n_exclude: int) -> Sources:
-        """Candidate lists (items u32, scores f32, quota) in SOURCES order."""
+    def _retrieve(self, bundle: LoadedBundle, user: UserState, pool: int, n_exclude: int, depth: int) -> Sources:
+        """Candidate lists (items u32, scores f32, quota) in SOURCES order, ANN ``depth`` deep."""
         recent = int(user.seen[-1]) if len(user.seen) else None
-        return bundle.candidates.sources(user.embedding, recent, len(user.seen) + n_exclude, pool, self.quotas)
-
-    def _blend(
-        self,
-        bundle: LoadedBundle,
-        sources: Sources,
-        user: UserState,
-        exclude: np.ndarray,
-        pool: int,
-    ) -> _Candidates:
-        excluded = np.concatenate([user.seen.astype(np.uint32, copy=False), exclude]) if len(exclude) else user.seen
-        blended = bundle.candidates.blend(sources, excluded, pool)
-        return _Candidates(blended.items, _SOURCE_CODES[blended.source], blended.score)
+        return bundle.candidates.sources(user.embedding, recent, n_exclude, pool, self.quotas, depth)
 
     def _rerank(
         self,
@@ -340,7 +361,7 @@ class RankingPipeline:
         epsilon: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         n = min(query.num_results, len(items))
-        seed = request_seed(query.request_id or query.user_id, now)
+        seed = request_seed(query.request_id or query.user_id, now) if epsilon > 0 else 0
         try:
             positions, explored = bundle.reranker.rerank(
                 items,
@@ -395,10 +416,15 @@ class RankingPipeline:
         snapshot: FeatureSnapshot | None,
     ) -> RankResult:
         t0 = time.perf_counter()
-        ids = bundle.item_ids[items].tolist()
+        ids = bundle.item_ids[items].tolist()  # str
         ranked = tuple(
-            RankedItem(item_id=str(i), score=float(s), rank=r, source=Source(int(c)))
-            for r, (i, s, c) in enumerate(zip(ids, scores.tolist(), sources.tolist(), strict=True), start=1)
+            map(
+                RankedItem,
+                ids,
+                scores.tolist(),
+                range(1, len(ids) + 1),
+                map(_SOURCE_BY_CODE.__getitem__, sources.tolist()),
+            )
         )
         # What the last rung needs after a cancelled ranker: the watchdog cuts the ranker that much earlier.
         self.costs.observe("result", time.perf_counter() - t0)

@@ -6,10 +6,24 @@ embedding, session continuation (neighbours of the most recent item), and
 the trending and fresh lists, blended by the Rust :class:`hotpath.Blender`
 with per-source quotas, minus what the user has seen and what the request
 excludes.
+
+The ANN search is the costliest step, and its cost grows with its depth (the
+index searches with an expansion of at least the number of hits asked for).
+The blend takes ANN hits up to the ANN quota, then the other sources' quotas,
+and fills what is left from ANN first, so a search as deep as the whole pool
+(plus what may be excluded) is rarely used past its quota. The generator
+searches :meth:`CandidateGenerator.first_depth` first (the quota, a slack for
+the fill, the exclusions) and searches again at full depth only when the blend
+used up every ANN hit it could take (:meth:`CandidateGenerator.ann_exhausted`):
+the pool is the one a full-depth search gives, up to the index's own
+approximation. Session neighbours of an item are cached per generator (one
+bundle): popular items are many users' latest item.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +40,10 @@ Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 Sources = list[tuple[np.ndarray, np.ndarray, int]]
 _EMPTY_U32 = np.empty(0, np.uint32)
 _EMPTY_F32 = np.empty(0, np.float32)
+# The first ANN search goes this share of the pool past the ANN quota (the blend's fill is taken from ANN first).
+ANN_SLACK = 0.1
+# Items whose session neighbours a generator keeps (each about 0.6 KB).
+SESSION_CACHE_ITEMS = 32_768
 
 
 @dataclass(frozen=True)
@@ -84,15 +102,41 @@ class CandidateGenerator:
         self._trending_scores = rank_scores(len(self.trending))
         self._fresh_scores = rank_scores(len(self.fresh))
         self.blender = hotpath.Blender(self.n_items)
+        self._neighbours = functools.lru_cache(maxsize=SESSION_CACHE_ITEMS)(self._search_neighbours)
+
+    @staticmethod
+    def full_depth(pool_size: int, n_exclude: int) -> int:
+        """The ANN depth that can fill the whole pool alone, whatever is excluded."""
+        return pool_size + n_exclude
+
+    @staticmethod
+    def first_depth(pool_size: int, n_exclude: int, quotas: Quotas) -> int:
+        """The first ANN depth: its quota, a slack for the blend's fill, and what may be excluded."""
+        wanted = round(quotas.ann * pool_size) + math.ceil(ANN_SLACK * pool_size)
+        return min(pool_size, wanted) + n_exclude
+
+    def _search_neighbours(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = self.search(self.item_emb[item], k)
+        items.flags.writeable = False  # shared by every request whose latest item this is
+        scores.flags.writeable = False
+        return items, scores
 
     def sources(
-        self, user_emb: np.ndarray, recent_item: int | None, n_exclude: int, pool_size: int, quotas: Quotas
+        self,
+        user_emb: np.ndarray,
+        recent_item: int | None,
+        n_exclude: int,
+        pool_size: int,
+        quotas: Quotas,
+        depth: int | None = None,
     ) -> Sources:
-        """Each source's ranked list and quota, in SOURCE_NAMES order."""
-        depth = pool_size + n_exclude
+        """Each source's ranked list and quota, in SOURCE_NAMES order; ANN searched ``depth`` deep (default
+        :meth:`full_depth`)."""
+        if depth is None:
+            depth = self.full_depth(pool_size, n_exclude)
         ann = self.search(user_emb, depth)
         if recent_item is not None and recent_item >= 0:
-            session = self.search(self.item_emb[recent_item], quotas.session_neighbours + 1)
+            session = self._neighbours(int(recent_item), quotas.session_neighbours + 1)
         else:
             session = (_EMPTY_U32, _EMPTY_F32)
         trending, fresh = self.trending[:depth], self.fresh[:depth]
@@ -103,9 +147,33 @@ class CandidateGenerator:
             (fresh, self._fresh_scores[: len(fresh)], round(quotas.fresh * pool_size)),
         ]
 
+    def deepen(self, sources: Sources, user_emb: np.ndarray, depth: int) -> Sources:
+        """``sources`` with the ANN list searched again ``depth`` deep."""
+        return [(*self.search(user_emb, depth), sources[0][2]), *sources[1:]]
+
     def blend(self, sources: Sources, exclude: np.ndarray, pool_size: int) -> Pool:
         items, source, score = self.blender.blend(sources, np.ascontiguousarray(exclude, np.uint32), pool_size)
         return Pool(items, source, score)
+
+    def ann_exhausted(self, sources: Sources, pool: Pool, exclude: np.ndarray, depth: int) -> bool:
+        """Whether a deeper ANN search could change ``pool`` (blended from ``sources``, ANN ``depth`` deep).
+
+        The blend takes ANN hits in order, skipping the excluded and those already in the pool. If an ANN
+        hit is neither in the pool nor excluded, the blend never looked at it, so it never ran out of ANN
+        hits: a longer list would have blended the same pool.
+        """
+        ann = sources[0][0]
+        if depth >= self.n_items or len(ann) == 0:
+            return False
+        taken = np.flatnonzero(pool.source == 0)
+        after = 0
+        if len(taken):
+            last = np.flatnonzero(ann == pool.items[taken[-1]])
+            after = int(last[0]) + 1 if len(last) else 0
+        tail = ann[after:]
+        if len(tail) == 0:
+            return True
+        return bool(np.isin(tail, pool.items).sum() + np.isin(tail, exclude).sum() >= len(tail))
 
     def pool(
         self,
@@ -115,8 +183,14 @@ class CandidateGenerator:
         pool_size: int,
         quotas: Quotas | None = None,
     ) -> Pool:
-        srcs = self.sources(user_emb, recent_item, len(exclude), pool_size, quotas or Quotas())
-        return self.blend(srcs, exclude, pool_size)
+        quotas = quotas or Quotas()
+        depth = self.first_depth(pool_size, len(exclude), quotas)
+        srcs = self.sources(user_emb, recent_item, len(exclude), pool_size, quotas, depth)
+        blended = self.blend(srcs, exclude, pool_size)
+        full = self.full_depth(pool_size, len(exclude))
+        if depth < full and self.ann_exhausted(srcs, blended, exclude, depth):
+            blended = self.blend(self.deepen(srcs, user_emb, full), exclude, pool_size)
+        return blended
 
     def retrieve(self, user_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """ANN retrieval alone: (items u32, scores f32), best first."""
