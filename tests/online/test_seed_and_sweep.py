@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,21 @@ def root(tmp_path: Path) -> Path:
     root = tmp_path / "bundles"
     make_bundle(root, prefix="i", seed=3, seed_history=True)
     return root
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Settings]:
+    """The suite's settings on a Redis database of this module's own, empty: sweeps see only these users."""
+    own = settings.replace(redis_url=settings.redis_url.rsplit("/", 1)[0] + "/3")
+    with redis.Redis.from_url(own.redis_url) as client:
+        client.flushdb()
+    yield own
+
+
+@pytest.fixture
+def client(db: Settings) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(db.redis_url) as client:
+        yield client
 
 
 def settings_for(settings: Settings, root: Path) -> Settings:
@@ -74,13 +90,10 @@ def with_click(bundle: LoadedBundle, rows: tuple[np.ndarray, ...], item: str, ts
     )
 
 
-def test_the_first_event_seeds_the_batch_history_once(
-    settings: Settings, root: Path, redis_client: redis.Redis
-) -> None:
-    s = settings_for(settings, root)
+def test_the_first_event_seeds_the_batch_history_once(db: Settings, root: Path, client: redis.Redis) -> None:
+    s = settings_for(db, root)
     bundle = LoadedBundle.load(root)
     user = "u007"
-    redis_client.delete(*[keys.history(user), keys.seeded(user), keys.history_version(user), keys.state(user)])
     rows = batch_rows(bundle, user)
     n_batch = len(rows[0])
     updater = FeatureUpdater(s)
@@ -88,7 +101,7 @@ def test_the_first_event_seeds_the_batch_history_once(
         click = event(f"{s.region}-c1", user, "i1999", timestamp_ms=int(EVENT_TS * 1000))
         assert updater.apply([click]) == 1
         assert updater.seeded == 1
-        assert redis_client.llen(keys.history(user)) == n_batch + 1
+        assert client.llen(keys.history(user)) == n_batch + 1
 
         # the online features are those of the batch history plus the event, as the trainer computes them
         state = store(bundle, s).get(user, now=NOW)
@@ -103,31 +116,31 @@ def test_the_first_event_seeds_the_batch_history_once(
         assert updater.apply([click]) == 0
         assert updater.apply([event(f"{s.region}-c2", user, "i1998", timestamp_ms=int(EVENT_TS * 1000) + 1)]) == 1
         assert updater.seeded == 1
-        assert redis_client.llen(keys.history(user)) == n_batch + 2
+        assert client.llen(keys.history(user)) == n_batch + 2
         # another updater (after a restart) does not seed again either
         other = FeatureUpdater(s)
         assert other.apply([event(f"{s.region}-c3", user, "i1997", timestamp_ms=int(EVENT_TS * 1000) + 2)]) == 1
         assert other.seeded == 0
         other.close()
-        assert redis_client.llen(keys.history(user)) == n_batch + 3
+        assert client.llen(keys.history(user)) == n_batch + 3
     finally:
         updater.close()
 
 
-def test_a_bundle_without_seed_arrays_seeds_nothing(settings: Settings, redis_client: redis.Redis) -> None:
+def test_a_bundle_without_seed_arrays_seeds_nothing(db: Settings, client: redis.Redis) -> None:
+    settings = db
     updater = FeatureUpdater(settings)  # the suite's bundle has no user_seen_ts/values/positive
     user = "u008"
-    redis_client.delete(keys.history(user), keys.seeded(user))
     try:
         assert not updater.tables.can_seed
         assert updater.apply([event(f"{settings.region}-x", user, "i5")]) == 1
-        assert redis_client.llen(keys.history(user)) == 1 and not redis_client.exists(keys.seeded(user))
+        assert client.llen(keys.history(user)) == 1 and not client.exists(keys.seeded(user))
     finally:
         updater.close()
 
 
-def test_a_state_of_a_newer_history_is_never_overwritten(settings: Settings, root: Path) -> None:
-    s = settings_for(settings, root)
+def test_a_state_of_a_newer_history_is_never_overwritten(db: Settings, root: Path) -> None:
+    s = settings_for(db, root)
     bundle = LoadedBundle.load(root)
     user = f"{s.region}-w1"
     updater = FeatureUpdater(s)
@@ -153,9 +166,9 @@ def test_a_state_of_a_newer_history_is_never_overwritten(settings: Settings, roo
 
 
 def test_online_states_are_rewritten_for_a_new_bundle_without_new_events(
-    settings: Settings, root: Path, redis_client: redis.Redis
+    db: Settings, root: Path, client: redis.Redis
 ) -> None:
-    s = settings_for(settings, root)
+    s = settings_for(db, root)
     a = LoadedBundle.load(root)
     online_user, batch_user = f"{s.region}-s1", "u011"
     updater = FeatureUpdater(s)
@@ -196,7 +209,7 @@ def test_online_states_are_rewritten_for_a_new_bundle_without_new_events(
             assert result.features is not None
             np.testing.assert_array_equal(result.features.user.dense, features.dense)
             np.testing.assert_array_equal(result.features.user.embedding, features.embedding)
-        assert redis_client.get(keys.SWEPT) == updater.tables.head
+        assert client.get(keys.SWEPT) == updater.tables.head
         # an updater that starts on B later does not sweep again
         restarted = FeatureUpdater(s)
         restarted.sweep_if_needed()
