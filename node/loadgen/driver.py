@@ -22,23 +22,27 @@ from node.loadgen.histogram import LatencyHistogram
 
 OK = "OK"
 FULL = "FULL"
-Done = Callable[[str, str], None]  # (status code name, served_by rung name)
+# (status code name, served_by rung name, the node's own pipeline time in ms when it said, else None)
+Done = Callable[[str, str, float | None], None]
 SPIN_S = 0.0002  # below this, spin instead of sleeping
 
 
 class Sender(Protocol):
     def send(self, request: Any, done: Done) -> None:
-        """Start ``request``; call ``done(code, rung)`` exactly once when it completes."""
+        """Start ``request``; call ``done(code, rung, pipeline_ms)`` exactly once when it completes."""
         ...
 
-    def call(self, request: Any) -> tuple[str, str]:
-        """Send ``request`` and wait for it: (code, rung)."""
+    def call(self, request: Any) -> tuple[str, str, float | None]:
+        """Send ``request`` and wait for it: (code, rung, pipeline_ms)."""
         ...
 
 
 @dataclass
 class RunResult:
     histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # The node's own pipeline time of each answer (RankResponse.total_ms): what of the latency is not
+    # spent queueing, in gRPC or off the CPU.
+    pipeline: LatencyHistogram = field(default_factory=LatencyHistogram)
     sent: int = 0
     completed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -97,10 +101,12 @@ def run_open_loop(
         return result
 
     def completion(intended: float, full: bool) -> Done:
-        def done(code: str, rung: str) -> None:
+        def done(code: str, rung: str, pipeline_ms: float | None = None) -> None:
             now = time.monotonic()
             result.histogram.record_us((now - intended) * 1e6)
             with lock:
+                if pipeline_ms is not None:
+                    result.pipeline.record_us(pipeline_ms * 1e3)
                 result.completed += 1
                 if code != OK:
                     result.errors[code] += 1
@@ -150,9 +156,11 @@ def run_closed_loop(
         if t0 >= end:
             break
         i = k % len(requests)
-        code, rung = sender.call(requests[i])
+        code, rung, pipeline_ms = sender.call(requests[i])
         t1 = time.monotonic()
         result.histogram.record_us((t1 - t0) * 1e6)
+        if pipeline_ms is not None:
+            result.pipeline.record_us(pipeline_ms * 1e3)
         result.sent += 1
         result.completed += 1
         if code != OK:

@@ -37,23 +37,23 @@ class GrpcSender:
         future = next(self._next).Rank.future(request, timeout=self.timeout_s)
         future.add_done_callback(lambda f: done(*_outcome(f)))
 
-    def call(self, request: ranker_pb2.RankRequest) -> tuple[str, str]:
+    def call(self, request: ranker_pb2.RankRequest) -> tuple[str, str, float | None]:
         try:
             response = next(self._next).Rank(request, timeout=self.timeout_s)
         except grpc.RpcError as e:
-            return e.code().name, ""
-        return OK, _RUNG_NAMES.get(response.served_by, str(response.served_by))
+            return e.code().name, "", None
+        return OK, _RUNG_NAMES.get(response.served_by, str(response.served_by)), response.total_ms
 
     def close(self) -> None:
         for ch in self.channels:
             ch.close()
 
 
-def _outcome(future: Any) -> tuple[str, str]:
-    """(code, rung) of a finished ``Rank`` future; a failed call is its status code, not an exception."""
+def _outcome(future: Any) -> tuple[str, str, float | None]:
+    """(code, rung, the node's pipeline ms) of a finished ``Rank`` future; a failed call is its status code."""
     error = future.exception()
     if error is not None:
         code = error.code() if isinstance(error, grpc.Call) else None
-        return (code.name if code is not None else type(error).__name__), ""
+        return (code.name if code is not None else type(error).__name__), "", None
     response = future.result()
-    return OK, _RUNG_NAMES.get(response.served_by, str(response.served_by))
+    return OK, _RUNG_NAMES.get(response.served_by, str(response.served_by)), response.total_ms

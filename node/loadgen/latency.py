@@ -92,6 +92,9 @@ def _run_figures(
         "degraded_share": round(result.degraded_share(), 4),
         "loadgen_cpu_cores": round(result.cpu_s / wall, 2),
         "send_lag_p99_ms": round(result.send_lag_p99_ms, 3),
+        # The node's pipeline time (RankResponse.total_ms) of the same answers: the rest of the latency
+        # is queueing, gRPC, the network and time off the CPU.
+        "node_pipeline_ms": result.pipeline.summary(),
     }
 
 

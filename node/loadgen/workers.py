@@ -75,6 +75,7 @@ def _worker_main(
             results.put(
                 {
                     "histogram": r.histogram.encode(),
+                    "pipeline": r.pipeline.encode(),
                     "sent": r.sent,
                     "completed": r.completed,
                     "errors": dict(r.errors),
@@ -153,6 +154,7 @@ class WorkerPool:
         merged = RunResult(started=start)
         for p in parts:
             merged.histogram.merge(LatencyHistogram.decode(p["histogram"]))
+            merged.pipeline.merge(LatencyHistogram.decode(p["pipeline"]))
             merged.sent += p["sent"]
             merged.completed += p["completed"]
             merged.errors += Counter(p["errors"])

@@ -24,11 +24,11 @@ class StallingSender:
         self.calls += 1
         if self.calls == 1:
             time.sleep(STALL_S)
-        done(OK, "FULL")
+        done(OK, "FULL", 1.0)
 
-    def call(self, request: Any) -> tuple[str, str]:
-        self.send(request, lambda code, rung: None)
-        return OK, "FULL"
+    def call(self, request: Any) -> tuple[str, str, float | None]:
+        self.send(request, lambda code, rung, pipeline_ms: None)
+        return OK, "FULL", 1.0
 
 
 class DelayedSender:
@@ -41,11 +41,12 @@ class DelayedSender:
     def send(self, request: Any, done: Done) -> None:
         self.calls += 1
         code = "UNAVAILABLE" if self.calls == 3 else OK
-        threading.Timer(self.delay_s, done, args=(code, "FULL" if code == OK else "")).start()
+        ok = code == OK
+        threading.Timer(self.delay_s, done, args=(code, "FULL" if ok else "", 2.0 if ok else None)).start()
 
-    def call(self, request: Any) -> tuple[str, str]:
+    def call(self, request: Any) -> tuple[str, str, float | None]:
         time.sleep(self.delay_s)
-        return OK, "FULL"
+        return OK, "FULL", 2.0
 
 
 def test_latency_counts_from_the_intended_send_time() -> None:
@@ -76,6 +77,8 @@ def test_completions_from_other_threads_errors_and_rungs() -> None:
     assert dict(r.errors) == {"UNAVAILABLE": 1}
     assert dict(r.rungs) == {"FULL": 19}
     assert r.histogram.percentile_ms(50) >= 19.0
+    # The node's own pipeline time is kept apart, for the answers that carried one.
+    assert r.pipeline.count_between_ms(1.9, 2.1) == 19 and r.pipeline.percentile_ms(50) < 3
     assert r.achieved_rps() > 0
 
 
@@ -83,10 +86,10 @@ class RungSender:
     """Serves even requests FULL and odd ones POPULARITY, at once."""
 
     def send(self, request: Any, done: Done) -> None:
-        done(OK, "FULL" if request % 2 == 0 else "POPULARITY")
+        done(OK, "FULL" if request % 2 == 0 else "POPULARITY", None)
 
-    def call(self, request: Any) -> tuple[str, str]:
-        return OK, "FULL" if request % 2 == 0 else "POPULARITY"
+    def call(self, request: Any) -> tuple[str, str, float | None]:
+        return OK, "FULL" if request % 2 == 0 else "POPULARITY", None
 
 
 def test_degraded_counts_only_requests_that_should_be_full() -> None:
