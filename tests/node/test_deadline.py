@@ -75,6 +75,17 @@ def test_watchdog_terminates_at_the_deadline() -> None:
     assert options.terminate
 
 
+def test_the_watchdog_leaves_released_runs_alone() -> None:
+    dog = Watchdog()
+    released = dog.guard(time.perf_counter() + 0.01)
+    dog.release(released)
+    later = dog.guard(time.perf_counter() + 0.03)  # later than the one the thread waits for
+    end = time.perf_counter() + 5.0
+    while not later.terminate and time.perf_counter() < end:
+        time.sleep(0.001)
+    assert later.terminate and not released.terminate
+
+
 def test_a_slow_ranker_is_cancelled_and_serves_retrieval_order(bundle: LoadedBundle) -> None:
     slow = pipeline_with(bundle, drill_ranker_delay_ms=2000)
     started = time.perf_counter()
