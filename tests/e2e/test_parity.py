@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import redis
 
 from hotpath import reference
-from node import feature_keys as keys
 from node.bundle import LoadedBundle
 from node.bundle_holder import BundleHolder
 from node.gen.edgerank.v1 import events_pb2
@@ -82,8 +82,10 @@ def test_offline_and_online_features_are_equal(
         snap = result.features
         assert snap is not None and snap.now_ts == NOW
         candidates = snap.candidates
-        assert candidates.dtype == np.uint32 and len(candidates) == 500
-        assert snap.matrix.shape == (500, bundle.n_features) and snap.matrix.dtype == np.float32
+        # the snapshot keeps the rows of the items shown, in the order shown
+        assert candidates.dtype == np.uint32 and len(candidates) == len(result.items) == 10
+        assert candidates.tolist() == [bundle.item_index[i.item_id] for i in result.items]
+        assert snap.matrix.shape == (10, bundle.n_features) and snap.matrix.dtype == np.float32
 
         # the trainer's way: the user's training history, the bundle's item arrays
         sl = by_id[user]
@@ -115,21 +117,27 @@ def test_offline_and_online_features_are_equal(
         )
         np.testing.assert_allclose(ref, snap.matrix, rtol=1e-5, atol=1e-5)
 
-        # and the scores the node served are the ranker's on that matrix
-        scores = bundle.score(offline)
-        served = {bundle.item_index[i.item_id]: i.score for i in result.items}
-        row_of = {int(c): k for k, c in enumerate(candidates)}
-        for item, score in served.items():
-            assert score == pytest.approx(float(scores[row_of[item]]), abs=1e-6)
+        # and the scores the node served are the ranker's over the whole pool (the int8 ranker quantizes its
+        # activations per call, so the pool is scored as the node scored it: in one call)
+        pool = bundle.candidates.pool(uf.embedding, int(snap.user.seen[-1]), snap.user.seen, 500, pipeline.quotas)
+        assert len(pool.items) == 500 and np.isin(candidates, pool.items).all()
+        full = offline_assembler.assemble(
+            uf.dense, uf.embedding, uf.genre, uf.last_ts, NOW, context_vector(NOW), pool.items
+        )
+        scores = bundle.score(full)
+        row_of = {int(c): k for k, c in enumerate(pool.items)}
+        for item in result.items:
+            assert item.score == pytest.approx(float(scores[row_of[bundle.item_index[item.item_id]]]), abs=1e-6)
 
 
 def test_a_warm_users_first_online_event_adds_to_their_batch_history(
     movielens_bundle: TrainedBundle, bundle: LoadedBundle, train_part: Interactions, redis_server: RedisServer
 ) -> None:
     """Online features = trainer.features on (batch history + the events), session block included."""
-    settings = Settings.load(
-        {"bundle_dir": movielens_bundle.root, "port": 0, "redis_url": redis_server.url, "region": "parity"}, env={}
-    )
+    url = redis_server.url.rsplit("/", 1)[0] + "/4"  # a database of its own: no other test's users
+    settings = Settings.load({"bundle_dir": movielens_bundle.root, "port": 0, "redis_url": url}, env={})
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
     items = item_tables(movielens_bundle)
     by_id = {train_part.user_ids[u]: sl for u, sl in user_slices(train_part).items()}
     # warm users whose whole batch history fits in the online history
@@ -140,8 +148,6 @@ def test_a_warm_users_first_online_event_adds_to_their_batch_history(
     updater = FeatureUpdater(settings)
     try:
         for k, user in enumerate(users[:3]):
-            with redis_server.client() as client:
-                client.delete(*[keys.history(user), keys.seeded(user), keys.history_version(user), keys.state(user)])
             sl = by_id[user]
             seen = set(train_part.item[sl].tolist())
             new = [i for i in bundle.popularity["global"].tolist() if i not in seen][:2]
