@@ -88,7 +88,9 @@ class Settings:
     nats_timeout_ms: float = 1000.0
     exposure_queue: int = 10_000
     # The feature updater: interactions kept per user, session lifetime, ack wait, batch size.
-    history_max: int = 500
+    # history_max bounds what online features see of a user: above a user's batch history
+    # (MovieLens' longest is 2,698) their online features drift from the trainer's.
+    history_max: int = 5000
     session_ttl_s: float = 1800.0
     updater_ack_wait_s: float = 10.0
     updater_batch: int = 256
