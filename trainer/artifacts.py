@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 from usearch.index import Index
 
 from trainer.bundle import BundleError
@@ -42,7 +43,8 @@ class Artifacts:
         return CandidateGenerator(index_search(self.index), self.items.emb, self.lists["trending"], self.lists["fresh"])
 
 
-def build_index(item_emb: np.ndarray, config: IndexConfig) -> Index:
+def build_index(item_emb: np.ndarray, config: IndexConfig, *, progress: bool = False) -> Index:
+    """The usearch index of ``item_emb`` (keys are row numbers); ``progress`` shows a bar per item added."""
     index = Index(
         ndim=item_emb.shape[1],
         metric=config.metric,
@@ -53,7 +55,19 @@ def build_index(item_emb: np.ndarray, config: IndexConfig) -> Index:
     )
     # One thread keeps the graph, and so the candidates, reproducible; large catalogs use both cores.
     threads = 1 if len(item_emb) <= 200_000 else 2
-    index.add(np.arange(len(item_emb), dtype=np.uint64), item_emb, threads=threads)
+    keys = np.arange(len(item_emb), dtype=np.uint64)
+    if not progress:
+        index.add(keys, item_emb, threads=threads)
+        return index
+    with tqdm(total=len(item_emb), desc="index", unit="item", unit_scale=True, leave=False) as bar:
+
+        def advance(done: int, total: int) -> bool:
+            bar.update(done - bar.n)
+            return True
+
+        # usearch checks the callback's annotations, which this module's future import turns into strings.
+        advance.__annotations__ = {"done": int, "total": int, "return": bool}
+        index.add(keys, item_emb, threads=threads, progress=advance)
     return index
 
 

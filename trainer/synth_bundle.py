@@ -30,7 +30,7 @@ from tqdm import tqdm
 from usearch.index import Index
 
 from trainer import bundle as bundle_io
-from trainer.artifacts import IndexConfig, primary_genre
+from trainer.artifacts import IndexConfig, build_index, primary_genre
 from trainer.batch_users import batch_user_tables
 from trainer.candidates import CandidateGenerator, index_search
 from trainer.data import Interactions
@@ -99,27 +99,6 @@ class _Phases:
 
 
 PHASES = ("generate", "index", "ranker rows", "teacher", "student", "serving tables", "user tables", "recall", "write")
-
-
-def build_index(item_emb: np.ndarray, config: IndexConfig) -> Index:
-    index = Index(
-        ndim=item_emb.shape[1],
-        metric=config.metric,
-        dtype=config.dtype,
-        connectivity=config.connectivity,
-        expansion_add=config.expansion_add,
-        expansion_search=config.expansion_search,
-    )
-    with tqdm(total=len(item_emb), desc="index", unit="item", unit_scale=True, leave=False) as bar:
-
-        def progress(done: int, total: int) -> bool:
-            bar.update(done - bar.n)
-            return True
-
-        # usearch checks the callback's annotations, which this module's future import turns into strings.
-        progress.__annotations__ = {"done": int, "total": int, "return": bool}
-        index.add(np.arange(len(item_emb), dtype=np.uint64), item_emb, threads=2, progress=progress)
-    return index
 
 
 def _item_tables(data: Interactions, synth: LargeSynth) -> tuple[ItemTables, dict[str, np.ndarray], float]:
@@ -223,7 +202,7 @@ def build_synth_bundle(bundle_root: Path, config: SynthBundleConfig) -> SynthBui
     phases = _Phases(PHASES)
     try:
         synth: LargeSynth = phases.run("generate", lambda: generate(config.data))
-        index = phases.run("index", lambda: build_index(synth.item_emb, config.index))
+        index = phases.run("index", lambda: build_index(synth.item_emb, config.index, progress=True))
         rows, sampled = phases.run("ranker rows", lambda: _ranker_rows(synth, index, config, rng))
         fit_rows, valid_rows = _split_groups(rows, config.valid_fraction, rng)
         booster = phases.run("teacher", lambda: train_teacher(fit_rows, valid_rows, names, config.teacher))
