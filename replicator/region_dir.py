@@ -22,7 +22,7 @@ from typing import Any
 
 from replicator import names, verified
 from replicator.assignment import Assignment
-from trainer.bundle import LATEST, MANIFEST, write_atomic
+from trainer.bundle import LATEST, MANIFEST, fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class RegionDir:
         final = self.path(version)
         os.rename(staging, final)
         os.utime(final)  # install time orders pruning
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return final
 
     def discard(self, path: Path) -> None:
@@ -99,11 +99,3 @@ class RegionDir:
             except (OSError, ValueError) as e:
                 log.warning("unreadable node report %s: %s", p, e)
         return out
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -98,7 +98,8 @@ def new_version(now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -114,7 +115,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class Staging:
@@ -170,7 +171,7 @@ def stage_bundle(root: Path, manifest: dict[str, Any]) -> Iterator[Staging]:
         }
         write_atomic(staging.path / MANIFEST, json.dumps(full, indent=2, sort_keys=True).encode())
         os.rename(staging.path, final)
-        _fsync_dir(root)
+        fsync_dir(root)
         write_atomic(root / LATEST, (version + "\n").encode())
     except BaseException:
         shutil.rmtree(staging.path, ignore_errors=True)
