@@ -128,7 +128,7 @@ def _cpu_model() -> str:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
+    except OSError:  # no /proc (not Linux): the platform's own name below
         pass
     return platform.processor() or platform.machine()
 

@@ -72,8 +72,8 @@ def _low_priority(fn: Callable[[], T]) -> T:
         try:
             tid = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + LOAD_NICENESS))
-        except (OSError, AttributeError):  # not Linux, or not allowed: run at the caller's priority
-            pass
+        except (OSError, AttributeError) as e:  # not Linux, or not allowed: run at the caller's priority
+            log.debug("bundle load runs at the caller's priority: %s: %s", type(e).__name__, e)
         try:
             out.append(fn())
         except BaseException as e:  # re-raised in the caller
