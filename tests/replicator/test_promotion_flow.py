@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from replicator import verified
@@ -54,15 +53,19 @@ def test_publish_promote_rollback_under_traffic(
                 for version in (a, b):
                     bundle_dir = tmp_path / region / version
                     assert verified.check(bundle_dir, read_manifest(bundle_dir)) is None
+            routing = eu.holder.routing
+            assert routing is not None
+            v1_loaded = routing.champion
             promote(hub, "eu-west", b)
             wait_for(lambda: serving(eu) == b, what="eu-west serving v2")
             wait_for(lambda: traffic["eu-west"].versions.get(b, 0) > 20, what="eu-west responses from v2")
             assert serving(us) == a
 
-            t0 = time.monotonic()
             rollback(hub, "eu-west")
             wait_for(lambda: serving(eu) == a, what="eu-west rolled back to v1")
-            rollback_s = time.monotonic() - t0
+            # Instant: the node serves the v1 it kept loaded, not a fresh load of it (timed in the benchmark).
+            rolled_back = eu.holder.routing
+            assert rolled_back is not None and rolled_back.champion is v1_loaded
             n = traffic["eu-west"].versions.get(a, 0)
             wait_for(lambda: traffic["eu-west"].versions.get(a, 0) > n + 20, what="eu-west responses after rollback")
             for t in traffic.values():
@@ -76,5 +79,4 @@ def test_publish_promote_rollback_under_traffic(
         assert t.count > 100, (region, t.count)
     assert set(traffic["us-east"].versions) == {a}, traffic["us-east"].versions
     assert set(traffic["eu-west"].versions) == {a, b}, traffic["eu-west"].versions
-    assert rollback_s < 2.0, rollback_s
     assert all(r.error is None for r in reps.values()), [r.error for r in reps.values()]
