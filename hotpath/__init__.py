@@ -2,14 +2,17 @@
 
 The compiled module ``hotpath._native`` is private; import from here::
 
-    from hotpath import Assembler, Blender, Reranker, HotpathError
+    from hotpath import AnnIndex, Assembler, Blender, Reranker, HotpathError
 
 Each class is built once per bundle from whole item arrays (copied into owned
-Rust storage) and then called once per request stage over whole arrays. Every
-call releases the GIL for its work.
+Rust storage; ``AnnIndex`` maps the bundle's usearch index file) and then
+called once per request stage over whole arrays. Every call releases the GIL
+for its work.
 """
 
 from hotpath._native import (
+    AnnIndex,
+    AnnIndexError,
     Assembler,
     Blender,
     HotpathError,
@@ -21,6 +24,8 @@ from hotpath._native import (
 )
 
 __all__ = [
+    "AnnIndex",
+    "AnnIndexError",
     "Assembler",
     "Blender",
     "HotpathError",

@@ -1,12 +1,15 @@
 """Type stub for the compiled ``hotpath._native`` module (hand-written)."""
 
 from collections.abc import Iterable
+from os import PathLike
 from typing import Self, final
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "AnnIndex",
+    "AnnIndexError",
     "Assembler",
     "Blender",
     "HotpathError",
@@ -30,6 +33,50 @@ class UnknownItemError(HotpathError, IndexError):
 
 class LayoutError(HotpathError, TypeError):
     """An argument is not a C-contiguous, aligned ndarray of the expected dtype."""
+
+class AnnIndexError(HotpathError, OSError):
+    """An ANN index file cannot be read (the message names it and says why), or a search of it failed."""
+
+@final
+class AnnIndex:
+    """A usearch index file, memory-mapped read-only, searched by any number of threads at once.
+
+    Opening and every search run with the GIL released. The usearch C++ core is
+    the version of the pinned Python wheel: same file format, same results.
+    """
+
+    @staticmethod
+    def open(path: str | PathLike[str], *, threads: int = 32) -> AnnIndex:
+        """Map the index at ``path`` with ``threads`` search slots (a search beyond them waits for one).
+
+        Raises ``AnnIndexError`` naming the file if it cannot be read as a usearch index.
+        """
+    def search(self, vector: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]:
+        """The ``min(k, len)`` nearest entries, best first: ``(keys u32, 1 - distance f32)``.
+
+        ``vector`` is a C-contiguous float32 array of ``ndim`` values (``ShapeError``
+        otherwise, naming ``vector``); a negative ``k`` is a ``ShapeError``.
+        """
+    def __len__(self) -> int: ...
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def metric(self) -> str:
+        """usearch's name of the metric: ``"ip"``, ``"cos"``, ``"l2sq"``, ..."""
+    @property
+    def dtype(self) -> str:
+        """The stored scalar type: ``"f16"``, ``"f32"``, ``"i8"``, ..."""
+    @property
+    def connectivity(self) -> int: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def expansion_search(self) -> int: ...
+    @expansion_search.setter
+    def expansion_search(self, value: int) -> None:
+        """Set after running searches finish (>= 1)."""
 
 @final
 class Assembler:

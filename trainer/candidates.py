@@ -90,6 +90,17 @@ def index_search(index: Index, lock: threading.Lock | None = None) -> Search:
     return search
 
 
+def ann_search(index: hotpath.AnnIndex) -> Search:
+    """:func:`index_search`'s contract over a :class:`hotpath.AnnIndex`: the same keys and scores on
+    the same file, searched with the GIL released and from several threads at once (no lock)."""
+
+    def search(vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        # A negative depth is an empty result, as for index_search; the vector is cast only if it is not f32.
+        return index.search(np.ascontiguousarray(vector, dtype=np.float32), max(int(k), 0))
+
+    return search
+
+
 class CandidateGenerator:
     """Built once per bundle; :meth:`sources` and :meth:`blend` run once per request."""
 

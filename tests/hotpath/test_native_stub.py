@@ -20,7 +20,7 @@ def public(names: list[str]) -> set[str]:
 
 
 def params(fn: ast.FunctionDef) -> list[str]:
-    return [a.arg for a in fn.args.args if a.arg not in ("self", "cls")]
+    return [a.arg for a in fn.args.args + fn.args.kwonlyargs if a.arg not in ("self", "cls")]
 
 
 def test_module_names_match() -> None:
@@ -49,6 +49,23 @@ def test_class_signatures_match(name: str) -> None:
 
 
 def test_exception_bases_match() -> None:
-    for name in ("HotpathError", "ShapeError", "UnknownItemError", "LayoutError"):
+    for name in ("HotpathError", "ShapeError", "UnknownItemError", "LayoutError", "AnnIndexError"):
         bases = [b.id for b in CLASSES[name].bases if isinstance(b, ast.Name)]
         assert [b.__name__ for b in getattr(_native, name).__bases__] == bases
+
+
+def test_ann_index_signatures_match() -> None:
+    runtime = _native.AnnIndex
+    fns = [f for f in CLASSES["AnnIndex"].body if isinstance(f, ast.FunctionDef)]
+    assert public([f.name for f in fns]) == public(dir(runtime))
+    for fn in fns:
+        member = inspect.getattr_static(runtime, fn.name)
+        if fn.name.startswith("_"):
+            continue
+        decorators = {ast.unparse(d) for f in fns if f.name == fn.name for d in f.decorator_list}
+        if inspect.isdatadescriptor(member):
+            assert "property" in decorators, fn.name
+        else:
+            assert "staticmethod" in decorators or not isinstance(member, staticmethod), fn.name
+            runtime_params = [p for p in inspect.signature(getattr(runtime, fn.name)).parameters if p != "self"]
+            assert params(fn) == runtime_params, fn.name

@@ -21,6 +21,9 @@ pub enum Error {
     /// A scalar argument is out of its domain (negative size, NaN time, ...).
     #[error("{what}: {reason}")]
     InvalidValue { what: &'static str, reason: String },
+    /// An ANN index file cannot be read, or a search of it failed.
+    #[error("{path}: {reason}")]
+    Index { path: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

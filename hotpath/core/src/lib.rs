@@ -1,6 +1,7 @@
 //! edgerank hot path: feature assembly, candidate blending and re-ranking on
-//! plain slices. No Python here; `edgerank-hotpath-py` is the binding.
+//! plain slices, and the ANN index (usearch's C++ core). No Python here; `edgerank-hotpath-py` is the binding.
 
+mod ann;
 mod assemble;
 mod blend;
 mod error;
@@ -8,6 +9,7 @@ mod ln1p;
 mod rerank;
 pub mod rng;
 
+pub use ann::{AnnIndex, Hits};
 pub use assemble::{Assembler, ItemTable, Matrix, UserFeatures, N_CROSS};
 pub use blend::{Blended, Blender, Source};
 pub use error::{Error, Result};

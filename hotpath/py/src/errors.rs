@@ -2,7 +2,7 @@
 //! mapping from core errors (and panics) to them.
 
 use edgerank_core::Error;
-use pyo3::exceptions::{PyException, PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyIndexError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -14,6 +14,7 @@ pub struct Exceptions {
     pub shape: Py<PyType>,
     pub unknown_item: Py<PyType>,
     pub layout: Py<PyType>,
+    pub ann_index: Py<PyType>,
 }
 
 static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
@@ -46,6 +47,11 @@ pub fn exceptions(py: Python<'_>) -> PyResult<&'static Exceptions> {
                 "LayoutError",
                 "An argument is not a C-contiguous, aligned ndarray of the expected dtype.",
                 py.get_type::<PyTypeError>(),
+            )?,
+            ann_index: sub(
+                "AnnIndexError",
+                "An ANN index file cannot be read (the message names it and says why), or a search of it failed.",
+                py.get_type::<PyOSError>(),
             )?,
             hotpath: base,
         })
@@ -98,5 +104,6 @@ pub fn core_error(py: Python<'_>, err: Error) -> PyErr {
     match err {
         Error::Length { .. } | Error::InvalidValue { .. } => shape_error(py, message),
         Error::UnknownItem { .. } => raise(py, |e| &e.unknown_item, message),
+        Error::Index { .. } => raise(py, |e| &e.ann_index, message),
     }
 }

@@ -1,6 +1,7 @@
 //! `hotpath._native`: argument conversion, error mapping and GIL release over
 //! `edgerank-core`. Import it through the `hotpath` package, not directly.
 
+mod ann;
 mod arrays;
 mod assembler;
 mod blender;
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<ann::AnnIndex>()?;
     m.add_class::<assembler::Assembler>()?;
     m.add_class::<blender::Blender>()?;
     m.add_class::<reranker::Reranker>()?;
@@ -22,5 +24,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ShapeError", exc.shape.bind(py))?;
     m.add("UnknownItemError", exc.unknown_item.bind(py))?;
     m.add("LayoutError", exc.layout.bind(py))?;
+    m.add("AnnIndexError", exc.ann_index.bind(py))?;
     Ok(())
 }
