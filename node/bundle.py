@@ -32,15 +32,14 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 import onnxruntime as ort
-from usearch.index import Index
 
 import hotpath
 from replicator import verified
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
-from trainer.artifacts import restore_index
+from trainer.artifacts import view_index
 from trainer.bundle import BundleError
-from trainer.candidates import CandidateGenerator, index_search, rank_scores
+from trainer.candidates import CandidateGenerator, ann_search, rank_scores
 from trainer.ranker_io import ranker_session
 
 log = logging.getLogger(__name__)
@@ -166,7 +165,7 @@ class LoadedBundle:
     popularity: dict[str, np.ndarray]  # list name -> u32 item indices, best first
     popularity_scores: dict[str, np.ndarray]  # list name -> f32 rank-based scores
     golden: list[dict[str, Any]]
-    index: Index
+    index: hotpath.AnnIndex
     session: ort.InferenceSession
     assembler: Any  # hotpath.Assembler
     candidates: CandidateGenerator  # ANN, session, trending, fresh; blended in Rust
@@ -303,9 +302,9 @@ class LoadedBundle:
         golden = json.loads((bundle_dir / "golden.json").read_text())
         step("lists")
 
-        # Memory-mapped: usearch holds the GIL while it reads an index into memory (about 0.4 s at 1M items,
-        # over 1 s on busy cores), which stalls every request of a node loading a bundle beside the served one.
-        index = restore_index(bundle_dir / "index.usearch", manifest["index"], dim, n, view=True)
+        # Memory-mapped by the Rust core with the GIL released (the usearch wheel's Index.view holds it for 35
+        # to 140 ms at 1M items, a stall of every request thread), at low priority: mapping and its key table.
+        index = _low_priority(lambda: view_index(bundle_dir / "index.usearch", manifest["index"], dim, n))
         step("index")
         session = ranker_session(bundle_dir / "ranker.onnx")
         step("ranker")
@@ -338,9 +337,9 @@ class LoadedBundle:
             index=index,
             session=session,
             assembler=assembler,
-            # One search at a time per index: the Python binding shares its search context.
+            # Searched with the GIL released, by any number of request threads at once.
             candidates=CandidateGenerator(
-                index_search(index, threading.Lock()),
+                ann_search(index),
                 item_emb,
                 popularity.get("trending", _EMPTY_LIST),
                 popularity.get("fresh", _EMPTY_LIST),

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 from usearch.index import Index
 
+import hotpath
 from trainer.bundle import BundleError
 from trainer.candidates import CandidateGenerator, index_search
 from trainer.data import Catalog, Interactions
@@ -94,38 +95,50 @@ def build_artifacts(
     return Artifacts(tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of)
 
 
-def restore_index(path: Path, spec: dict[str, Any], dim: int, n_items: int, view: bool = False) -> Index:
-    """Load a bundle's usearch index and check it against the manifest and the embeddings.
-
-    ``view`` memory-maps the file instead of reading it into memory (read-only, same searches), and
-    leaves out usearch's key -> slot table (``get``, ``contains`` and ``remove`` by key; a search
-    returns the keys without it): usearch builds that table with the GIL held, about 100 ms at 1M
-    items, half of what viewing the index costs, and a node maps an index beside the one it serves.
-    """
+def restore_index(path: Path, spec: dict[str, Any], dim: int, n_items: int) -> Index:
+    """Load a bundle's usearch index into memory (the trainer's tools) and check it as :func:`view_index` does."""
     meta = Index.metadata(str(path))
     if not meta:
         raise BundleError(f"{path} is not a usearch index")
-    index = Index(
-        ndim=meta["dimensions"],
-        dtype=meta["kind_scalar"],
-        metric=meta["kind_metric"],
-        enable_key_lookups=not view,
-    )
-    if view:
-        index.view(str(path))
-    else:
-        index.load(str(path))
-    if index.ndim != dim:
-        raise BundleError(f"{path}: index has {index.ndim} dimensions, the embeddings {dim}")
-    if len(index) != n_items:
-        raise BundleError(f"{path}: index holds {len(index)} vectors for {n_items} items")
-    metric = str(spec.get("metric", "ip")).lower()
-    actual = str(getattr(index.metric, "name", index.metric)).lower()
-    if actual != metric:
-        raise BundleError(f"{path}: index metric is {actual}, the manifest says {metric}")
+    index = Index(ndim=meta["dimensions"], dtype=meta["kind_scalar"], metric=meta["kind_metric"])
+    index.load(str(path))
+    metric = str(getattr(index.metric, "name", index.metric)).lower()
+    _check_index(path, spec, dim, n_items, index.ndim, len(index), metric)
     if "expansion_search" in spec:
         setattr(index, "expansion_search", int(spec["expansion_search"]))  # noqa: B010 - a setter mypy cannot see
     return index
+
+
+def view_index(path: Path, spec: dict[str, Any], dim: int, n_items: int) -> hotpath.AnnIndex:
+    """Map a bundle's usearch index for serving and check it against the manifest and the embeddings.
+
+    :class:`hotpath.AnnIndex` maps the file read-only (pages shared with the page cache, with the
+    other versions and processes that map it) with the GIL released, and searches without it from
+    any number of threads: the Python wheel's ``Index.view`` holds the GIL for the whole call (35 to
+    140 ms at 1M items), which stalls every request thread of a node loading a bundle beside the one
+    it serves. Same C++ core and version as the wheel, so the same results on the same file.
+    """
+    try:
+        index = hotpath.AnnIndex.open(path)
+    except hotpath.AnnIndexError as e:  # its message names the file and says why
+        raise BundleError(str(e)) from e
+    _check_index(path, spec, dim, n_items, index.ndim, len(index), index.metric)
+    if "expansion_search" in spec:
+        expansion = spec["expansion_search"]
+        if not isinstance(expansion, int) or isinstance(expansion, bool) or expansion < 1:
+            raise BundleError(f"{path}: manifest index.expansion_search must be an integer >= 1, got {expansion!r}")
+        index.expansion_search = expansion
+    return index
+
+
+def _check_index(path: Path, spec: dict[str, Any], dim: int, n_items: int, ndim: int, size: int, metric: str) -> None:
+    if ndim != dim:
+        raise BundleError(f"{path}: index has {ndim} dimensions, the embeddings {dim}")
+    if size != n_items:
+        raise BundleError(f"{path}: index holds {size} vectors for {n_items} items")
+    expected = str(spec.get("metric", "ip")).lower()
+    if metric.lower() != expected:
+        raise BundleError(f"{path}: index metric is {metric.lower()}, the manifest says {expected}")
 
 
 def load_artifacts(bundle_dir: Path, manifest: dict[str, Any]) -> Artifacts:
