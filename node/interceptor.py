@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -29,8 +29,8 @@ def status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error"
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
-    """Wraps the unary handlers of edgerank services; other services pass through.
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the unary handlers of edgerank services (coroutines); other services pass through.
 
     gRPC asks the interceptor on every call; the wrapped handler of a method is built once and kept
     (the services' handlers do not change while the server runs).
@@ -39,16 +39,16 @@ class ErrorInterceptor(grpc.ServerInterceptor):
     def __init__(self) -> None:
         self._guarded: dict[str, Any] = {}
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         method = handler_call_details.method
         guarded = self._guarded.get(method)
         if guarded is not None:
             return guarded
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
             return handler
         guarded = self._guarded[method] = _guard(method, handler)
@@ -59,15 +59,15 @@ def _guard(method: str, handler: Any) -> Any:
     behavior = handler.unary_unary
     ok = metrics.RPC_STATUS.labels(method, grpc.StatusCode.OK.name)
 
-    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            response = behavior(request, context)
+            response = await behavior(request, context)
         except Exception as error:
             code, message = status_for(error)
             if code == grpc.StatusCode.INTERNAL:
                 log.error("%s failed", method, exc_info=error)
             metrics.RPC_STATUS.labels(method, code.name).inc()
-            context.abort(code, message)
+            await context.abort(code, message)
         ok.inc()
         return response
 
