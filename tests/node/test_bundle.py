@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +91,32 @@ def test_wrong_embedding_dim_is_refused(bundle_root: Path, tmp_path: Path) -> No
     genres = json.loads((bundle_dir / "manifest.json").read_text())["genres"]
     edit_manifest(bundle_dir, embedding_dim=32, feature_schema_hash=schema_hash(genres, 32))
     with pytest.raises(BundleError, match=r"item_emb.npy has shape \(2000, 16\), expected \(2000, 32\)"):
+        LoadedBundle.load(bundle_dir)
+
+
+def rewrite_array(bundle_dir: Path, name: str, array: np.ndarray) -> None:
+    """Replace a bundle file and its manifest entry, so that only the content's meaning is wrong."""
+    np.save(bundle_dir / name, array)
+    data = (bundle_dir / name).read_bytes()
+    files = json.loads((bundle_dir / "manifest.json").read_text())["files"]
+    files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    edit_manifest(bundle_dir, files=files)
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        # Its ends are right; its second entry jumps to the end, so the third goes back.
+        ("user_seen_indptr.npy", lambda a: np.concatenate([a[:1], a[-1:], a[2:]]), "not a valid CSR row pointer"),
+        ("user_seen_items.npy", lambda a: np.full_like(a, 2000), "user_seen_items refers to items outside"),
+    ],
+)
+def test_inconsistent_seen_items_are_refused(
+    bundle_root: Path, tmp_path: Path, name: str, edit: Callable[[np.ndarray], np.ndarray], message: str
+) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    rewrite_array(bundle_dir, name, edit(np.load(bundle_dir / name)))
+    with pytest.raises(BundleError, match=message):
         LoadedBundle.load(bundle_dir)
 
 
