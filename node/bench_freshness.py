@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from node.conditions import machine
 from node.gen.edgerank.v1 import events_pb2, events_pb2_grpc, ranker_pb2, ranker_pb2_grpc
 from node.local_servers import Server, start_nats, start_redis
 from node.server import Node
@@ -79,6 +79,7 @@ def _updater(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def run(bench: FreshnessBench) -> dict[str, Any]:
+    conditions = machine()
     with _servers(bench) as (redis_url, nats_url), tempfile.TemporaryDirectory(prefix="edgerank-spool-") as spool:
         region = f"bench{os.getpid()}"
         settings = Settings.load(
@@ -109,7 +110,7 @@ def run(bench: FreshnessBench) -> dict[str, Any]:
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "max_ms": round(float(ms.max()), 2),
         "servers": "given" if bench.redis_url and bench.nats_url else "throwaway, loopback",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": conditions,
     }
 
 

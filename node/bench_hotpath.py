@@ -19,18 +19,16 @@ machine; the load average is recorded at the start and the end.
 from __future__ import annotations
 
 import gc
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import hotpath
 from hotpath import reference
+from node.conditions import load_average, machine
 
 USER_DIM, ITEM_DIM, EMB_DIM, GENRES, CONTEXT_DIM = 24, 25, 64, 20, 4
 STAGES = ("blend", "assemble", "rerank")
@@ -123,26 +121,12 @@ def _check_agree(sides: dict[str, Side]) -> None:
         raise AssertionError("the Rust and NumPy hot paths disagree; the benchmark would be meaningless")
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # no /proc (not Linux): the platform's own name below
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def run(cfg: HotpathBench) -> dict[str, Any]:
     """Medians and minima over ``repeat`` interleaved runs of each side, in microseconds."""
     inp = _inputs(cfg)
     sides = _sides(cfg, inp)
     _check_agree(sides)
-    load_start = _load()
+    conditions = machine(numpy=np.__version__, hotpath=hotpath.__version__)
     totals: dict[str, list[float]] = {name: [] for name in sides}
     stages: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STAGES} for name in sides}
     order = list(sides)
@@ -215,13 +199,5 @@ def run(cfg: HotpathBench) -> dict[str, Any]:
             "interleaved, order alternating per repeat, gc disabled while timing, 20 warm-up runs per side; "
             "*_us: wall-clock medians, *_cpu_us: thread CPU time medians (clock cost subtracted)"
         ),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cpus": os.cpu_count(),
-            "load_avg_start": load_start,
-            "load_avg_end": _load(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "hotpath": hotpath.__version__,
-        },
+        "machine": {**conditions, "load_avg_end": load_average()},
     }

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from node.conditions import machine
 from replicator.errors import ReplicatorError
 
 BENCH_STUDENT_GATE = 0.5
+SERVERS = "throwaway nats-server hub + 2 leaf nodes on loopback; per region a replicator and a node process"
 TARGETS = {"live_in_all_regions_s": 10.0, "rollback_s": 1.0, "swap_p999_ratio": 1.5}
 
 
@@ -60,23 +60,13 @@ def _synthetic(root: Path) -> Path:
     return bundle_format.resolve(root)
 
 
-def conditions() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "servers": "throwaway nats-server hub + 2 leaf nodes on loopback; per region a replicator and a node process",
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     from replicator.bench import ReplicationBench
     from replicator.bench import run as run_bench
 
     if args.rate <= 0 or args.steady_s < 1:
         raise ReplicatorError("--rate must be positive and --steady-s at least 1")
-    out: dict[str, Any] = {"conditions": conditions(), "targets": TARGETS}
+    out: dict[str, Any] = {"machine": machine(servers=SERVERS), "targets": TARGETS}
     todo = [("movielens", _movielens, args.bundle_dir), ("synthetic", _synthetic, args.synthetic_dir)]
     for label, resolve, root in todo:
         if args.only and args.only != label:
@@ -90,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    c = out["conditions"]
-    print(f"replication, {c['cpus']} cpus, load average {c['loadavg_1m_at_start']} at start; {out['command']}")
+    c = out["machine"]
+    print(f"replication, {c['cpus']} cpus, load average {c['load_avg_start'][0]} at start; {out['command']}")
     print(f"  {'bundle':10} {'MB':>8} {'publish s':>10} {'live s':>8} {'rollback s':>11} {'swap p99.9 ratio':>17}")
     for label, _, _ in todo:
         if label in out:
