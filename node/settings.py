@@ -30,8 +30,9 @@ class Settings:
     host: str = "127.0.0.1"
     # 0 binds a free port.
     port: int = 50051
-    # gRPC thread-pool size (per server process): requests hold the GIL, so more threads only queue;
-    # two let one request run while another waits on Redis (README, "Sizing a node").
+    # Threads per server process for calls that may block on I/O (a Rank that reads Redis or logs
+    # exposures, Events.Log with NATS); the others run on the gRPC event loop. Requests hold the GIL,
+    # so more threads only queue; two let one request run while another waits on Redis (README, "Sizing a node").
     workers: int = 2
     # Server processes sharing the port (SO_REUSEPORT); about one per core (README, "Sizing a node").
     processes: int = 1

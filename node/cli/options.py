@@ -14,7 +14,7 @@ NODE_FLAGS = (
     ),
     ("--host", "host", "address to bind [EDGERANK_HOST]"),
     ("--port", "port", "port to bind, 0 for a free one [EDGERANK_PORT]"),
-    ("--workers", "workers", "gRPC worker threads per process [EDGERANK_WORKERS]"),
+    ("--workers", "workers", "threads per process for calls that may block on Redis or NATS [EDGERANK_WORKERS]"),
     ("--processes", "processes", "server processes sharing the port [EDGERANK_PROCESSES]"),
     ("--budget-ms", "budget_ms", "latency budget per request, ms [EDGERANK_BUDGET_MS]"),
     (
