@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -65,7 +64,9 @@ def measure(bundle: Path, verified_marker: bool, report_ms: float = 2.0, node: b
     """``node``: load as a serving node does (``Node.prepare_bundle``: load, warm-up, pipeline warm-up),
     in a started node that serves the same bundle already."""
     from node.bundle import LoadedBundle
+    from node.conditions import machine
 
+    conditions = machine()
     serving = None
     if node:
         from node.server import Node
@@ -95,7 +96,7 @@ def measure(bundle: Path, verified_marker: bool, report_ms: float = 2.0, node: b
         "load_started_at_s": round(t - ticker.t0, 3),
         "phases_s": getattr(loaded, "load_seconds", None),
         **ticker.summary(report_ms),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "machine": conditions,
     }
 
 

@@ -16,8 +16,6 @@ saturated generator is visible.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from node.conditions import machine
 from node.loadgen.driver import RunResult
 from node.loadgen.faults import FaultPlan, injected
 from node.loadgen.histogram import LatencyHistogram
@@ -112,17 +111,6 @@ def _start(
     return node, pool
 
 
-def conditions() -> dict[str, Any]:
-    load1, load5, _ = os.getloadavg()
-    return {
-        "cpus": os.cpu_count(),
-        "loadavg_1m_before": round(load1, 2),
-        "loadavg_5m_before": round(load5, 2),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
-
-
 def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, Any], dict[str, LatencyHistogram]]:
     """(the result document, the histogram of each run by key)."""
     bundle_dir = bundle_format.resolve(config.bundle_dir)
@@ -134,7 +122,7 @@ def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, A
         "catalog_items": catalog,
         "candidates": config.mix.candidates,
         "unknown_share": config.mix.unknown_share,
-        "conditions": conditions(),
+        "machine": machine(),
     }
     with ExitStack() as stack:
         plan: FaultPlan | None = None

@@ -57,6 +57,8 @@ def test_short_run_prints_the_three_runs(small_bundle: Path) -> None:
     assert doc["half_max"]["rate_rps"] == 40.0 and doc["eighty_pct_max"]["rate_rps"] == 64.0
     # A fifth of the users are unknown: popularity serves them.
     assert doc["half_max"]["rungs"].get("POPULARITY", 0) > 0
+    # The conditions of the run, as every benchmark states them.
+    assert doc["machine"]["cpus"] >= 1 and len(doc["machine"]["load_avg_start"]) == 3 and doc["machine"]["cpu"]
 
 
 def test_index_down_fault_serves_popularity(small_bundle: Path) -> None:
