@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.candidates import CandidateGenerator, Quotas
+from trainer.candidates import CandidateGenerator, Quotas, member
 
 N_ITEMS, DIM = 3000, 16
 
@@ -80,3 +80,13 @@ def test_session_neighbours_are_cached_and_read_only() -> None:
     second = gen.sources(emb, 7, 0, 100, Quotas())
     assert first[1][0] is second[1][0] and not first[1][0].flags.writeable
     assert depths.count(Quotas().session_neighbours + 1) == 1
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 500])
+def test_member_is_isin(size: int) -> None:
+    rng = np.random.default_rng(size)
+    of = rng.integers(0, 1000, size).astype(np.uint32)  # duplicates included
+    values = rng.integers(0, 1000, 300).astype(np.uint32)
+    values[:5] = [0, 999, *of[:3]] if size >= 3 else [0, 999, 1, 2, 3]
+    np.testing.assert_array_equal(member(values, of), np.isin(values, of))
+    assert member(values[:0], of).shape == (0,)
