@@ -211,3 +211,111 @@ fn avx_lanes_give_the_same_bits_as_sse_lanes() {
         }
     }
 }
+
+/// `n` items with distinct values everywhere (and some unknown times).
+fn table_data(n: usize, d: usize, e: usize, g: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f64>) {
+    let mut rng = crate::rng::SplitMix64::new(11);
+    let mut v = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|_| (rng.next_f64() * 2.0 - 1.0) as f32)
+            .collect()
+    };
+    let (dense, emb, genre) = (v(n * d), v(n * e), v(n * g));
+    let ts = (0..n)
+        .map(|i| {
+            if i % 7 == 3 {
+                -1.0
+            } else {
+                1.7e9 + i as f64 * 0.37
+            }
+        })
+        .collect();
+    (dense, emb, genre, ts)
+}
+
+fn packed_bits(a: &Assembler) -> Vec<u32> {
+    a.items.floats().iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn paced_construction_equals_unpaced_bit_for_bit() {
+    // n not a multiple of any chunk; 19 floats per row (two cache lines).
+    let (n, d, e, g) = (103, 5, 8, 4);
+    let (dense, emb, genre, ts) = table_data(n, d, e, g);
+    let table = ItemTable {
+        dense: Matrix::new("d", &dense, n, d).unwrap(),
+        emb: Matrix::new("e", &emb, n, e).unwrap(),
+        genre: Matrix::new("g", &genre, n, g).unwrap(),
+        first_ts: &ts,
+    };
+    let full = Assembler::new(&table).unwrap();
+    let want = packed_bits(&full);
+    assert_eq!(want.len(), n * full.items.stride);
+    for duty in [1.0, 0.5, 0.25, 1e-3] {
+        for chunk_rows in [1, 2, 10, 32, 102, 103, 104, 1000] {
+            let pacing = Pacing {
+                chunk_rows,
+                ..Pacing::new(duty).unwrap()
+            };
+            let paced = Assembler::build(&table, pacing).unwrap();
+            assert_eq!(packed_bits(&paced), want, "duty {duty}, chunk {chunk_rows}");
+            assert_eq!(paced.items.stride, full.items.stride);
+        }
+    }
+    // The public entry point, with the default chunk (one chunk here).
+    assert_eq!(packed_bits(&Assembler::paced(&table, 0.25).unwrap()), want);
+    // And the rows it assembles.
+    let (ue, ug) = (vec![0.5f32; e], vec![0.25f32; g]);
+    let u = UserFeatures {
+        dense: &[1.0, 2.0],
+        emb: &ue,
+        genre: &ug,
+        last_ts: 1.7e9,
+        now_ts: 1.8e9,
+        context: &[3.0],
+    };
+    let cands: Vec<u32> = (0..n as u32).rev().collect();
+    let paced = Assembler::build(
+        &table,
+        Pacing {
+            chunk_rows: 10,
+            ..Pacing::new(0.5).unwrap()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        paced.assemble(&u, &cands).unwrap(),
+        full.assemble(&u, &cands).unwrap()
+    );
+}
+
+#[test]
+fn paced_rejects_invalid_duty() {
+    let (dense, emb, genre, ts) = table_data(3, 2, 3, 2);
+    let table = ItemTable {
+        dense: Matrix::new("d", &dense, 3, 2).unwrap(),
+        emb: Matrix::new("e", &emb, 3, 3).unwrap(),
+        genre: Matrix::new("g", &genre, 3, 2).unwrap(),
+        first_ts: &ts,
+    };
+    for duty in [
+        0.0,
+        -0.0,
+        -0.5,
+        1.0 + 1e-9,
+        2.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ] {
+        let err = Assembler::paced(&table, duty).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidValue { what: "duty", .. }),
+            "duty {duty}: {err:?}"
+        );
+        assert!(err.to_string().starts_with("duty: must be in (0, 1]"));
+    }
+    for duty in [1.0, 0.25, f64::MIN_POSITIVE] {
+        assert_eq!(Assembler::paced(&table, duty).unwrap().n_items(), 3);
+    }
+}
