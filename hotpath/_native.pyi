@@ -92,21 +92,12 @@ class Assembler:
         item_emb: npt.NDArray[np.float32],
         item_genre: npt.NDArray[np.float32],
         item_first_ts: npt.NDArray[np.float64],
-        *,
-        duty: float = 1.0,
     ) -> Self:
         """Copy the tables into one packed row per item.
 
         The arrays are checked and borrowed read-only with the GIL held; the
         copy itself runs with the GIL released, so Python code must not write
         to them until the constructor returns.
-
-        ``duty`` in (0, 1] paces the copy to that share of one core: it copies
-        4,096 rows at a time and, after a chunk that took t seconds, sleeps
-        t * (1 - duty) / duty, so it takes about 1 / duty times as long, in
-        short bursts (the CPU, memory bandwidth and cache that threads serving
-        beside it need). 1 (the default) never sleeps. The table is the same
-        at every ``duty``; any other value raises ``ShapeError`` naming ``duty``.
         """
     @property
     def n_items(self) -> int: ...

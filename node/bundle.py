@@ -53,14 +53,6 @@ CROSS_DIM = len(feature_defs.CROSS)
 
 # Added to the niceness of the thread that does a load's bulk work (sorting ids, copying the item tables).
 LOAD_NICENESS = 10
-# Share of one core that the copy of the item tables into the hot path's packed layout may use
-# (`hotpath.Assembler(..., duty=)`: bursts of 4,096 rows, each followed by a sleep of (1 - duty) / duty
-# times its wall time). Below 1 it trades load time for fewer concurrent bursts: the copy (380 MB at 1M
-# items, 1.4-2.3 s beside the serving threads on 2 shared cores) takes about 1 / duty times as long.
-# Measured at 0.25 (BENCHMARKS.md, Replication, session (4)): the 1M swap's P99.9 ratio did not improve
-# (1.39-2.84 against 1.43-2.54 unpaced) and live in both regions went from 2.1-3.0 s to 7.3-10.2 s
-# (target 10 s), so the default copies as fast as it can.
-LOAD_DUTY = 1.0
 T = TypeVar("T")
 
 
@@ -323,10 +315,7 @@ class LoadedBundle:
         session = ranker_session(bundle_dir / "ranker.onnx")
         step("ranker")
         assembler, reranker = _low_priority(
-            lambda: (
-                hotpath.Assembler(item_dense, item_emb, item_genre, item_first_ts, duty=LOAD_DUTY),
-                hotpath.Reranker(item_primary),
-            )
+            lambda: (hotpath.Assembler(item_dense, item_emb, item_genre, item_first_ts), hotpath.Reranker(item_primary))
         )
         step("tables")
 

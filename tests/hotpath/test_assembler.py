@@ -174,34 +174,6 @@ def test_unknown_candidate_raises_unknown_item_error(small: Assembler) -> None:
         small.assemble(*user_args([2**32 - 1]))
 
 
-def test_paced_construction_gives_the_same_rows(rng: np.random.Generator, make_items: Callable[..., ItemTable]) -> None:
-    items = make_items(rng, n_items=40_000)  # several of the pacing's 4,096-row chunks, and a partial one
-    user: tuple[Any, ...] = (
-        rng.standard_normal(3, dtype=f32),
-        rng.standard_normal(items[1].shape[1], dtype=f32),
-        rng.random(items[2].shape[1], dtype=f32),
-        NOW - DAY,
-        NOW,
-        rng.standard_normal(2, dtype=f32),
-        rng.permutation(40_000).astype(u32)[:500],
-    )
-    want = Assembler(*items).assemble(*user)
-    for duty in (1.0, 0.5, 0.25):
-        np.testing.assert_array_equal(Assembler(*items, duty=duty).assemble(*user), want)
-
-
-@pytest.mark.parametrize("duty", [0.0, -0.25, 1.5, math.nan, math.inf])
-def test_invalid_duty_raises_shape_error_naming_it(duty: float) -> None:
-    with pytest.raises(ShapeError, match=r"^duty: must be in \(0, 1\]") as info:
-        Assembler(*small_items().args(), duty=duty)
-    assert isinstance(info.value, ValueError)
-
-
-def test_duty_is_keyword_only() -> None:
-    with pytest.raises(TypeError):
-        Assembler(*small_items().args(), 0.5)  # type: ignore[misc]
-
-
 def test_table_rows_disagree_raise_shape_error() -> None:
     items = small_items()
     items.emb = items.emb[:2].copy()

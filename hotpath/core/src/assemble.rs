@@ -3,7 +3,6 @@
 
 use crate::error::{check_ids, check_len, Error, Result};
 use crate::ln1p::{ln_1p, ln_1p_pair};
-use std::time::{Duration, Instant};
 
 /// Number of cross features between the user and the item.
 pub const N_CROSS: usize = 4;
@@ -71,25 +70,8 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// Checks the table and copies it into one packed row per item, as fast
-    /// as it can (`paced` with `duty` 1).
+    /// Checks the table and copies it into one packed row per item.
     pub fn new(items: &ItemTable<'_>) -> Result<Self> {
-        Self::build(items, Pacing::FULL)
-    }
-
-    /// `new`, the copy paced to a `duty` in `(0, 1]` of one core: it copies
-    /// `PACE_CHUNK_ROWS` rows at a time and, after a chunk that took `t`
-    /// seconds (wall clock, page faults of the new table included), sleeps
-    /// `t * (1 - duty) / duty`. The copy takes about `1 / duty` times as
-    /// long, in bounded bursts, instead of taking a core's CPU, memory
-    /// bandwidth and shared cache from the threads that serve beside it for
-    /// the whole copy. `duty` 1 never sleeps. The table is the same, bit for
-    /// bit, at every `duty`.
-    pub fn paced(items: &ItemTable<'_>, duty: f64) -> Result<Self> {
-        Self::build(items, Pacing::new(duty)?)
-    }
-
-    fn build(items: &ItemTable<'_>, pacing: Pacing) -> Result<Self> {
         let n = items.first_ts.len();
         check_len("item_dense rows", n, items.dense.rows())?;
         check_len("item_emb rows", n, items.emb.rows())?;
@@ -101,7 +83,7 @@ impl Assembler {
             });
         }
         Ok(Self {
-            items: PackedItems::new(items, pacing),
+            items: PackedItems::new(items),
         })
     }
 
@@ -173,45 +155,6 @@ impl Assembler {
         unsafe { out.set_len(total) };
         debug_assert_eq!(out.len(), candidates.len() * width);
         Ok(out)
-    }
-}
-
-/// Rows copied between two checks of the clock when the table copy is paced:
-/// 1.5 MiB of packed rows at the 1M bundle's 384-byte rows, under 1 ms of
-/// copying on an idle core (a few ms of wall time on a busy one).
-pub const PACE_CHUNK_ROWS: usize = 1 << 12;
-
-/// How the table copy shares the CPU: `duty` of the wall time spent copying,
-/// in chunks of `chunk_rows` rows.
-#[derive(Debug, Clone, Copy)]
-struct Pacing {
-    duty: f64,
-    chunk_rows: usize,
-}
-
-impl Pacing {
-    const FULL: Self = Self {
-        duty: 1.0,
-        chunk_rows: PACE_CHUNK_ROWS,
-    };
-
-    fn new(duty: f64) -> Result<Self> {
-        // Written so that NaN fails too.
-        if !(duty > 0.0 && duty <= 1.0) {
-            return Err(Error::InvalidValue {
-                what: "duty",
-                reason: format!("must be in (0, 1], got {duty}"),
-            });
-        }
-        Ok(Self { duty, ..Self::FULL })
-    }
-
-    /// After a chunk that took `busy`: sleep so that `busy` is `duty` of the
-    /// chunk's wall time.
-    fn rest(&self, busy: Duration) {
-        if self.duty < 1.0 {
-            std::thread::sleep(busy.mul_f64((1.0 - self.duty) / self.duty));
-        }
     }
 }
 
@@ -330,7 +273,7 @@ struct PackedItems {
 }
 
 impl PackedItems {
-    fn new(items: &ItemTable<'_>, pacing: Pacing) -> Self {
+    fn new(items: &ItemTable<'_>) -> Self {
         let (emb_dim, genre_dim, dense_dim) =
             (items.emb.cols(), items.genre.cols(), items.dense.cols());
         let dense_at = emb_dim + genre_dim;
@@ -341,27 +284,18 @@ impl PackedItems {
         // Built row by row into capacity: no zeroing pass over the whole table.
         let mut lines = Vec::with_capacity(n_items * lines_per_row);
         let mut row = vec![Line::default(); lines_per_row];
-        let mut start = 0;
-        while start < n_items {
-            let end = n_items.min(start + pacing.chunk_rows.max(1));
-            let began = Instant::now();
-            for i in start..end {
-                let floats = Line::floats_mut(&mut row);
-                let (emb, rest) = floats.split_at_mut(emb_dim);
-                let (genre, rest) = rest.split_at_mut(genre_dim);
-                let (dense, rest) = rest.split_at_mut(dense_dim);
-                emb.copy_from_slice(items.emb.row(i));
-                genre.copy_from_slice(items.genre.row(i));
-                dense.copy_from_slice(items.dense.row(i));
-                let ts = items.first_ts[i].to_bits();
-                rest[0] = f32::from_bits(ts as u32);
-                rest[1] = f32::from_bits((ts >> 32) as u32);
-                lines.extend_from_slice(&row);
-            }
-            if end < n_items {
-                pacing.rest(began.elapsed());
-            }
-            start = end;
+        for i in 0..n_items {
+            let floats = Line::floats_mut(&mut row);
+            let (emb, rest) = floats.split_at_mut(emb_dim);
+            let (genre, rest) = rest.split_at_mut(genre_dim);
+            let (dense, rest) = rest.split_at_mut(dense_dim);
+            emb.copy_from_slice(items.emb.row(i));
+            genre.copy_from_slice(items.genre.row(i));
+            dense.copy_from_slice(items.dense.row(i));
+            let ts = items.first_ts[i].to_bits();
+            rest[0] = f32::from_bits(ts as u32);
+            rest[1] = f32::from_bits((ts >> 32) as u32);
+            lines.extend_from_slice(&row);
         }
         Self {
             lines,

@@ -10,7 +10,7 @@ mod rerank;
 pub mod rng;
 
 pub use ann::{AnnIndex, Hits};
-pub use assemble::{Assembler, ItemTable, Matrix, UserFeatures, N_CROSS, PACE_CHUNK_ROWS};
+pub use assemble::{Assembler, ItemTable, Matrix, UserFeatures, N_CROSS};
 pub use blend::{Blended, Blender, Source};
 pub use error::{Error, Result};
 pub use rerank::{Reranked, Reranker};

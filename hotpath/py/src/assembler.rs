@@ -31,17 +31,14 @@ impl Assembler {
     /// table takes a while). The borrows live until the copy is done, so no
     /// other Rust code may write to the arrays meanwhile; like any call that
     /// releases the GIL over NumPy data, Python code must not write to them
-    /// during construction either. `duty` paces the copy (see the core's
-    /// `Assembler::paced`); 1 copies as fast as it can.
+    /// during construction either.
     #[new]
-    #[pyo3(signature = (item_dense, item_emb, item_genre, item_first_ts, *, duty = 1.0))]
     fn new(
         py: Python<'_>,
         item_dense: &Bound<'_, PyAny>,
         item_emb: &Bound<'_, PyAny>,
         item_genre: &Bound<'_, PyAny>,
         item_first_ts: &Bound<'_, PyAny>,
-        duty: f64,
     ) -> PyResult<Self> {
         let dense = View::new(item_dense, "item_dense", 2)?;
         let emb = View::new(item_emb, "item_emb", 2)?;
@@ -53,7 +50,7 @@ impl Assembler {
             genre: matrix(py, "item_genre", &genre)?,
             first_ts: first_ts.as_slice()?,
         };
-        let inner = run_detached(py, || core::Assembler::paced(&items, duty))?;
+        let inner = run_detached(py, || core::Assembler::new(&items))?;
         // The views (and their borrows) are dropped only here, after the copy.
         drop((dense, emb, genre, first_ts));
         Ok(Self { inner })
