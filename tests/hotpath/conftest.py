@@ -1,9 +1,12 @@
-"""Shared random inputs for the hot-path binding tests."""
+"""Shared random inputs for the hot-path binding tests, and the check that a call releases the GIL."""
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -42,3 +45,45 @@ def make_items() -> Callable[..., ItemTable]:
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A generator seeded from the test's id, so failures reproduce."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+# The GIL: with a switch interval so long that the interpreter never takes the GIL away from a thread on its
+# own, another thread can run only while the first has released the GIL voluntarily; with the GIL held for
+# the whole call, two calls' intervals could never overlap.
+Interval = tuple[float, float]
+
+
+@pytest.fixture
+def no_forced_switches() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def overlapping(call: Callable[[], object], rounds: int = 5, calls: int = 4) -> bool:
+    """Whether ``call`` from two threads at once ever overlapped in time, in up to ``rounds`` rounds of
+    ``calls`` calls per thread (use with ``no_forced_switches``)."""
+    for _ in range(rounds):
+        barrier = threading.Barrier(2)
+        intervals: tuple[list[Interval], list[Interval]] = ([], [])
+
+        def timed(out: list[Interval], barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            for _ in range(calls):
+                start = time.perf_counter()
+                call()
+                out.append((start, time.perf_counter()))
+
+        threads = [threading.Thread(target=timed, args=(out,)) for out in intervals]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(len(out) == calls for out in intervals)
+        a, b = intervals
+        if any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b):
+            return True
+    return False

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +10,7 @@ import pytest
 from usearch.index import Index
 
 from hotpath import AnnIndex, AnnIndexError, LayoutError, ShapeError
+from tests.hotpath.conftest import overlapping
 from trainer.candidates import ann_search, index_search
 
 N, DIM = 3_000, 24
@@ -193,45 +191,6 @@ def test_changing_expansion_while_searching(index_file: tuple[Path, np.ndarray])
     for t in threads:
         t.join()
     assert errors == []
-
-
-# The GIL: as tests/hotpath/test_gil.py, with a switch interval so long that the interpreter never takes the
-# GIL away from a thread; another thread then runs only while the first has released it.
-Interval = tuple[float, float]
-
-
-@pytest.fixture
-def no_forced_switches() -> Iterator[None]:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(30.0)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-def overlapping(call: Callable[[], object], rounds: int = 5, calls: int = 4) -> bool:
-    for _ in range(rounds):
-        barrier = threading.Barrier(2)
-        intervals: tuple[list[Interval], list[Interval]] = ([], [])
-
-        def timed(out: list[Interval], barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            for _ in range(calls):
-                start = time.perf_counter()
-                call()
-                out.append((start, time.perf_counter()))
-
-        threads = [threading.Thread(target=timed, args=(out,)) for out in intervals]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert all(len(out) == calls for out in intervals)
-        a, b = intervals
-        if any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b):
-            return True
-    return False
 
 
 def test_open_and_search_release_the_gil(tmp_path: Path, no_forced_switches: None) -> None:

@@ -1,50 +1,21 @@
-"""The hot-path calls release the GIL: calls from two threads overlap in time.
-
-The switch interval is raised for the test so that the interpreter never takes
-the GIL away from a thread on its own: another thread can then only run while
-the first one has released the GIL voluntarily, and with the GIL held for the
-whole call two call intervals could never overlap.
-"""
+"""The hot-path calls release the GIL: calls from two threads overlap in time (see ``overlapping`` in
+conftest.py for why that proves it)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from hotpath import Assembler
+from tests.hotpath.conftest import overlapping
 
 N_CANDIDATES = 300_000
 CALLS_PER_THREAD = 4
 ROUNDS = 5
-
-Interval = tuple[float, float]
-
-
-@pytest.fixture
-def no_forced_switches() -> Iterator[None]:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(30.0)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-def timed_calls(call: Callable[[], object], barrier: threading.Barrier, out: list[Interval]) -> None:
-    barrier.wait()
-    for _ in range(CALLS_PER_THREAD):
-        start = time.perf_counter()
-        call()
-        out.append((start, time.perf_counter()))
-
-
-def overlap(a: list[Interval], b: list[Interval]) -> bool:
-    return any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b)
 
 
 def test_assemble_calls_from_two_threads_overlap(
@@ -65,18 +36,7 @@ def test_assemble_calls_from_two_threads_overlap(
     def call() -> object:
         return assembler.assemble(*args)
 
-    for _ in range(ROUNDS):
-        barrier = threading.Barrier(2)
-        intervals: tuple[list[Interval], list[Interval]] = ([], [])
-        threads = [threading.Thread(target=timed_calls, args=(call, barrier, out)) for out in intervals]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert all(len(out) == CALLS_PER_THREAD for out in intervals)
-        if overlap(*intervals):
-            return
-    pytest.fail(f"no two assemble calls overlapped in {ROUNDS} rounds: the GIL seems held")
+    assert overlapping(call, ROUNDS, CALLS_PER_THREAD), f"no two assemble calls overlapped in {ROUNDS} rounds"
 
 
 def test_assembler_construction_copies_the_table_without_the_gil(
