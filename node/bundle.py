@@ -34,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 import hotpath
+from node.prefault import prefault
 from replicator import verified
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
@@ -318,6 +319,9 @@ class LoadedBundle:
             lambda: (hotpath.Assembler(item_dense, item_emb, item_genre, item_first_ts), hotpath.Reranker(item_primary))
         )
         step("tables")
+        # The mapped files' pages faulted in now, not by the first requests on this version.
+        _low_priority(lambda: prefault(bundle_dir))
+        step("prefault")
 
         return cls(
             path=bundle_dir,

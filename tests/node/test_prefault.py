@@ -1,0 +1,63 @@
+"""A bundle's mapped files are faulted in before it serves (``node.prefault``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from node.prefault import mappings, prefault
+
+SIZE = 4 << 20  # bytes of array data
+
+
+def resident_kib(path: Path) -> int:
+    """Resident KiB of this process's mappings of ``path`` (``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and ":" in head[3]:  # a mapping's first line
+            inside = len(head) == 6 and head[5] == str(path.resolve())
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="MADV_POPULATE_READ and /proc are Linux's")
+def test_prefault_fills_the_mappings_of_the_directory_only(tmp_path: Path) -> None:
+    bundle, other = tmp_path / "bundle", tmp_path / "other"
+    bundle.mkdir()
+    other.mkdir()
+    for d in (bundle, other):
+        np.save(d / "a.npy", np.ones(SIZE // 4, dtype=np.float32))
+    ours = np.load(bundle / "a.npy", mmap_mode="r")
+    theirs = np.load(other / "a.npy", mmap_mode="r")
+    assert [p for _, _, p in mappings(bundle)] == [str((bundle / "a.npy").resolve())]
+    # Nothing read through the maps yet (np.load reads the header with a plain read).
+    assert resident_kib(bundle / "a.npy") < SIZE // 1024 // 2
+    covered = prefault(bundle)
+    if covered == 0:
+        pytest.skip("the kernel has no MADV_POPULATE_READ (Linux < 5.14)")
+    assert covered >= SIZE
+    assert resident_kib(bundle / "a.npy") >= SIZE // 1024
+    assert resident_kib(other / "a.npy") < SIZE // 1024 // 2  # other directories are left alone
+    assert float(ours[-1]) == float(theirs[-1]) == 1.0
+
+
+def test_no_mappings_is_nothing_to_do(tmp_path: Path) -> None:
+    assert mappings(tmp_path) == [] and prefault(tmp_path) == 0
+
+
+def test_mappings_parses_paths_and_skips_deleted_files(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    d = tmp_path / "b"
+    d.mkdir()
+    maps.write_text(
+        f"7f0000000000-7f0000002000 r--s 00000000 08:01 12 {d.resolve()}/item_emb.npy\n"
+        f"7f0000002000-7f0000003000 r--p 00000000 08:01 13 {d.resolve()}/old.npy (deleted)\n"
+        f"7f0000003000-7f0000004000 r--p 00000000 08:01 14 {d.resolve()}x/other.npy\n"
+        "7f0000004000-7f0000005000 rw-p 00000000 00:00 0\n"
+    )
+    assert mappings(d, maps) == [(0x7F0000000000, 0x2000, f"{d.resolve()}/item_emb.npy")]
