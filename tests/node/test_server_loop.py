@@ -40,6 +40,15 @@ def gates() -> Iterator[tuple[threading.Event, threading.Event]]:
     release.set()
 
 
+def blocking_node(bundle_root: Path, gates: tuple[threading.Event, threading.Event]) -> Node:
+    """A node (two threads) whose feature store blocks on ``SLOW_USER`` until the release gate opens."""
+    entered, release = gates
+    return Node(
+        node_settings(bundle_root, workers=2),
+        feature_store_factory=lambda bundle: BlockingStore(bundle, entered, release),
+    )
+
+
 def request(user: str) -> ranker_pb2.RankRequest:
     return ranker_pb2.RankRequest(user_id=user, num_results=5)
 
@@ -48,12 +57,8 @@ def test_a_rank_waiting_on_the_feature_store_does_not_hold_up_the_next(
     bundle_root: Path, gates: tuple[threading.Event, threading.Event]
 ) -> None:
     entered, release = gates
-
-    def factory(bundle: LoadedBundle) -> BlockingStore:
-        return BlockingStore(bundle, entered, release)
-
     with (
-        Node(node_settings(bundle_root, workers=2), feature_store_factory=factory).start() as node,
+        blocking_node(bundle_root, gates).start() as node,
         grpc.insecure_channel(node.target) as channel,
     ):
         stub = ranker_pb2_grpc.RankerStub(channel)
@@ -71,11 +76,7 @@ def test_a_stop_lets_the_rank_in_flight_finish(
     bundle_root: Path, gates: tuple[threading.Event, threading.Event]
 ) -> None:
     entered, release = gates
-
-    def factory(bundle: LoadedBundle) -> BlockingStore:
-        return BlockingStore(bundle, entered, release)
-
-    node = Node(node_settings(bundle_root, workers=2), feature_store_factory=factory).start()
+    node = blocking_node(bundle_root, gates).start()
     with grpc.insecure_channel(node.target) as channel:
         slow = ranker_pb2_grpc.RankerStub(channel).Rank.future(request(SLOW_USER), timeout=WAIT_S)
         assert entered.wait(WAIT_S)
