@@ -42,16 +42,26 @@ def prefault(directory: Path) -> int:
         regions = mappings(directory)
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError as e:  # no /proc (not Linux) or no libc to call
-        log.debug("cannot prefault %s: %s", directory, e)
+        log.warning("cannot prefault %s (its first requests take the page faults): %s", directory, e)
         return 0
     madvise = libc.madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
     covered = 0
+    failed: dict[str, str] = {}
     for start, length, path in regions:
         if madvise(start, length, MADV_POPULATE_READ) != 0:
-            err = ctypes.get_errno()
-            log.debug("cannot prefault %s: %s", path, os.strerror(err))
+            failed[path] = os.strerror(ctypes.get_errno())
             continue
         covered += length
+    if failed:  # one line per load, not one per mapping
+        path, reason = next(iter(failed.items()))
+        log.warning(
+            "cannot prefault %d of %d mappings of %s (their first requests take the page faults): %s: %s",
+            len(failed),
+            len(regions),
+            directory,
+            path,
+            reason,
+        )
     return covered

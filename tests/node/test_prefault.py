@@ -61,3 +61,16 @@ def test_mappings_parses_paths_and_skips_deleted_files(tmp_path: Path) -> None:
         "7f0000004000-7f0000005000 rw-p 00000000 00:00 0\n"
     )
     assert mappings(d, maps) == [(0x7F0000000000, 0x2000, f"{d.resolve()}/item_emb.npy")]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="madvise through libc is Linux's here")
+def test_a_mapping_that_cannot_be_prefaulted_is_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two regions the process has not mapped: madvise fails (ENOMEM) for each.
+    fake = [(0x1000, 0x1000, f"{tmp_path}/a.npy"), (0x3000, 0x1000, f"{tmp_path}/b.npy")]
+    monkeypatch.setattr("node.prefault.mappings", lambda directory: fake)
+    with caplog.at_level("WARNING", logger="node.prefault"):
+        assert prefault(tmp_path) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "2 of 2 mappings" in warnings[0], warnings
