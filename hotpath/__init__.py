@@ -5,9 +5,10 @@ The compiled module ``hotpath._native`` is private; import from here::
     from hotpath import AnnIndex, Assembler, Blender, Reranker, HotpathError
 
 Each class is built once per bundle from whole item arrays (copied into owned
-Rust storage; ``AnnIndex`` maps the bundle's usearch index file) and then
-called once per request stage over whole arrays. Every call releases the GIL
-for its work.
+Rust storage; ``AnnIndex`` maps the bundle's usearch index file and
+``Assembler.open`` its item rows file, which ``write_item_rows`` writes) and
+then called once per request stage over whole arrays. Every call releases the
+GIL for its work.
 """
 
 from hotpath._native import (
@@ -16,11 +17,13 @@ from hotpath._native import (
     Assembler,
     Blender,
     HotpathError,
+    ItemRowsError,
     LayoutError,
     Reranker,
     ShapeError,
     UnknownItemError,
     __version__,
+    write_item_rows,
 )
 
 __all__ = [
@@ -29,9 +32,11 @@ __all__ = [
     "Assembler",
     "Blender",
     "HotpathError",
+    "ItemRowsError",
     "LayoutError",
     "Reranker",
     "ShapeError",
     "UnknownItemError",
     "__version__",
+    "write_item_rows",
 ]

@@ -13,11 +13,13 @@ __all__ = [
     "Assembler",
     "Blender",
     "HotpathError",
+    "ItemRowsError",
     "LayoutError",
     "Reranker",
     "ShapeError",
     "UnknownItemError",
     "__version__",
+    "write_item_rows",
 ]
 
 __version__: str
@@ -36,6 +38,9 @@ class LayoutError(HotpathError, TypeError):
 
 class AnnIndexError(HotpathError, OSError):
     """An ANN index file cannot be read (the message names it and says why), or a search of it failed."""
+
+class ItemRowsError(HotpathError, OSError):
+    """An item rows file cannot be written or mapped, or is not the packed table expected (the message says why)."""
 
 @final
 class AnnIndex:
@@ -83,7 +88,11 @@ class Assembler:
     """Holds the item feature table; assembles one feature row per candidate.
 
     Row layout: ``[user_dense | item_dense[i] | emb_dot, genre_dot,
-    user_recency, item_age | context]``.
+    user_recency, item_age | context]``. The table is either packed from
+    arrays (``Assembler(...)``) or an item rows file mapped read-only
+    (``Assembler.open``): one row per item, ``[emb | genre | dense |
+    first_ts as two f32 halves of its f64 bits]``, zero-padded to a multiple
+    of 16 floats.
     """
 
     def __new__(
@@ -98,6 +107,15 @@ class Assembler:
         The arrays are checked and borrowed read-only with the GIL held; the
         copy itself runs with the GIL released, so Python code must not write
         to them until the constructor returns.
+        """
+    @staticmethod
+    def open(path: str | PathLike[str], emb_dim: int, n_genres: int, item_dim: int) -> Assembler:
+        """Map an item rows file (``write_item_rows``) read-only, with no copy.
+
+        Checks, with the GIL released, its ``.npy`` header (format 1.0, ``<f4``,
+        C order, 2-d), that its rows have the stride of these dimensions, that
+        its data starts on a 64-byte line, its length, and that no ``first_ts``
+        is NaN; raises ``ItemRowsError`` naming the file and the reason.
         """
     @property
     def n_items(self) -> int: ...
@@ -152,3 +170,16 @@ class Reranker:
         seed: int,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
         """Return ``(positions, explored)``; positions index the input arrays."""
+
+def write_item_rows(
+    path: str | PathLike[str],
+    item_dense: npt.NDArray[np.float32],
+    item_emb: npt.NDArray[np.float32],
+    item_genre: npt.NDArray[np.float32],
+    item_first_ts: npt.NDArray[np.float64],
+) -> None:
+    """Write the tables' packed rows to ``path`` as an ``.npy`` file that ``Assembler.open`` maps.
+
+    Checked as by ``Assembler(...)``, written with the GIL released (Python code must not write to the
+    arrays until it returns); ``ItemRowsError`` if the file cannot be written.
+    """

@@ -10,7 +10,9 @@ fails any check raises :class:`trainer.bundle.BundleError` and is never served.
 A node loads a new bundle inside its serving process, beside the bundle it
 serves, so no step of the load may hold the GIL for long: every request thread
 would wait for it. The arrays are memory-mapped (read-only, shared with the
-page cache and with every other version and process that maps them), the id
+page cache and with every other version and process that maps them; the hot
+path's packed item table too: :meth:`hotpath.Assembler.open` maps
+``item_rows.npy`` instead of copying the item arrays into each process), the id
 lookups are sorted arrays (:class:`IdIndex`: one ``argsort``, which runs
 without the GIL, instead of a million-entry dict built with it), the titles
 are read only when asked for (they are not on the Rank path), and what is
@@ -52,7 +54,7 @@ CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
 
 
-# Added to the niceness of the thread that does a load's bulk work (sorting ids, copying the item tables).
+# Added to the niceness of the thread that does a load's bulk work (sorting ids, checking the mapped item rows).
 LOAD_NICENESS = 10
 T = TypeVar("T")
 
@@ -60,7 +62,7 @@ T = TypeVar("T")
 def _low_priority(fn: Callable[[], T]) -> T:
     """``fn()`` in a short-lived thread at a lower CPU priority (on Linux, niceness is per thread).
 
-    For bulk work that runs with the GIL released (numpy's argsort, the hotpath tables' copies, the
+    For bulk work that runs with the GIL released (numpy's argsort, the hotpath tables' checks, the
     page faults of memory-mapped arrays): on busy cores, the request threads and the other processes
     run first. Work that holds the GIL does not belong here: a preempted low-priority thread holding
     it would stall every request thread.
@@ -155,7 +157,7 @@ class LoadedBundle:
     surfaces: dict[str, str]  # surface -> popularity list name
     item_ids: np.ndarray  # str [n_items]
     item_index: IdIndex
-    item_emb: np.ndarray  # f32 [n_items, D]
+    item_emb: np.ndarray  # f32 [n_items, D], a strided view of the mapped item_rows.npy
     user_ids: np.ndarray  # str [n_users]
     user_index: IdIndex
     user_dense: np.ndarray
@@ -266,11 +268,9 @@ class LoadedBundle:
 
         item_ids = mapped("item_ids.npy")
         n = len(item_ids)
-        item_dense = npy("item_dense.npy", np.float32, (n, feature_defs.item_dim(g)))
-        item_emb = npy("item_emb.npy", np.float32, (n, dim))
-        item_genre = npy("item_genre.npy", np.float32, (n, g))
+        # The item arrays the node reads are the packed rows of item_rows.npy (checked by the assembler
+        # below); item_dense, item_emb, item_genre and item_first_ts.npy are not mapped.
         item_primary = npy("item_primary_genre.npy", np.uint16, (n,))
-        item_first_ts = npy("item_first_ts.npy", np.float64, (n,))
         user_ids = mapped("user_ids.npy")
         u = len(user_ids)
         user_dense = npy("user_dense.npy", np.float32, (u, feature_defs.user_dim(g)))
@@ -315,9 +315,22 @@ class LoadedBundle:
         step("index")
         session = ranker_session(bundle_dir / "ranker.onnx")
         step("ranker")
-        assembler, reranker = _low_priority(
-            lambda: (hotpath.Assembler(item_dense, item_emb, item_genre, item_first_ts), hotpath.Reranker(item_primary))
-        )
+        rows_path = bundle_dir / "item_rows.npy"
+        try:
+            # Mapped and checked (header, stride, alignment, length, NaN times) with the GIL released: no copy.
+            assembler, reranker = _low_priority(
+                lambda: (
+                    hotpath.Assembler.open(rows_path, dim, g, feature_defs.item_dim(g)),
+                    hotpath.Reranker(item_primary),
+                )
+            )
+        except hotpath.ItemRowsError as e:
+            raise BundleError(f"cannot map the item table: {e}") from e
+        if assembler.n_items != n:
+            raise fail(f"item_rows.npy has {assembler.n_items} rows for {n} items")
+        # The embeddings as the first `dim` floats of each packed row (numpy's own map of the same file: the
+        # same page-cache pages as the assembler's).
+        item_emb = mapped("item_rows.npy")[:, :dim]
         step("tables")
         # The mapped files' pages faulted in now, not by the first requests on this version.
         _low_priority(lambda: prefault(bundle_dir))

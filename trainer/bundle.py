@@ -20,6 +20,14 @@ size):
 ``item_genre.npy``         f32 [n_items, G], genre one-hot
 ``item_primary_genre.npy`` u16 [n_items], first genre (G when none)
 ``item_first_ts.npy``      f64 [n_items], first interaction (-1 unknown)
+``item_rows.npy``          f32 [n_items, S], the four arrays above packed as
+                           the hot path reads them, one 64-byte-aligned row
+                           per item: ``[emb | genre | dense | first_ts]``,
+                           ``first_ts`` as the two f32 halves of its f64
+                           bits, zero padding to S (a multiple of 16: 96 at
+                           D = 64, G = 12); written by
+                           :func:`hotpath.write_item_rows`, memory-mapped by
+                           the node (:meth:`hotpath.Assembler.open`)
 ``user_ids.npy``           str [n_users], users with batch features
 ``user_dense.npy``         f32 [n_users, 4 + G]
 ``user_emb.npy``           f32 [n_users, D]
@@ -29,6 +37,9 @@ size):
 ``popularity.json``        {"lists": {name: [item index, ...]}}
 ``golden.json``            requests with the scores the trainer recorded
 =========================  ==============================================
+
+``FORMAT`` 2 added ``item_rows.npy``; a reader refuses any other format (a
+format 1 bundle has no item rows to map: build it again).
 
 Optional (:data:`OPTIONAL_FILES`; listed in the manifest when present), rows
 aligned with ``user_seen_items``, for the feature updater to seed online
@@ -51,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 
@@ -66,6 +77,7 @@ REQUIRED_FILES = (
     "item_genre.npy",
     "item_primary_genre.npy",
     "item_first_ts.npy",
+    "item_rows.npy",
     "user_ids.npy",
     "user_dense.npy",
     "user_emb.npy",
@@ -205,7 +217,10 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise BundleError(f"{bundle_dir / MANIFEST} is not valid JSON: {e}") from e
     if manifest.get("format") != FORMAT:
-        raise BundleError(f"{bundle_dir}: unsupported bundle format {manifest.get('format')!r}")
+        raise BundleError(
+            f"{bundle_dir}: bundle format {manifest.get('format')!r}, this code reads format {FORMAT} only "
+            f"(format {FORMAT} carries item_rows.npy, the packed item table the node maps): build the bundle again"
+        )
     return manifest
 
 

@@ -219,6 +219,7 @@ def train(
         st.save_npy("item_genre.npy", tables.genre)
         st.save_npy("item_primary_genre.npy", tables.primary_genre)
         st.save_npy("item_first_ts.npy", tables.first_ts)
+        tables.write_rows(st.file("item_rows.npy"))
         for name, arr in _user_tables(split.train, stage2).items():
             st.save_npy(name, arr)
         st.save_json("popularity.json", {"lists": {k: v.tolist() for k, v in stage2.lists.items()}})

@@ -11,6 +11,7 @@ label's time, which is also the request time of the session block).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -33,6 +34,10 @@ class ItemTables:
 
     def assembler(self) -> hotpath.Assembler:
         return hotpath.Assembler(self.dense, self.emb, self.genre, self.first_ts)
+
+    def write_rows(self, path: Path) -> None:
+        """The bundle's ``item_rows.npy``: these tables packed as the node maps them."""
+        hotpath.write_item_rows(path, self.dense, self.emb, self.genre, self.first_ts)
 
 
 @dataclass

@@ -294,6 +294,7 @@ def _write(
         st.save_npy("item_genre.npy", tables.genre)
         st.save_npy("item_primary_genre.npy", tables.primary_genre)
         st.save_npy("item_first_ts.npy", tables.first_ts)
+        tables.write_rows(st.file("item_rows.npy"))
         for name, arr in users.items():
             st.save_npy(f"{name}.npy", arr)
         st.save_json("popularity.json", {"lists": {k: v.tolist() for k, v in lists.items()}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,10 +13,12 @@ import pytest
 from hotpath import (
     Assembler,
     HotpathError,
+    ItemRowsError,
     LayoutError,
     ShapeError,
     UnknownItemError,
     reference,
+    write_item_rows,
 )
 
 if TYPE_CHECKING:
@@ -136,6 +139,52 @@ def test_matches_reference_on_random_inputs(rng: np.random.Generator, make_items
         assert got.shape == want.shape
         # float32 sums in a different order: equal within a few ulps of the terms.
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+# --- the item rows file ------------------------------------------------------
+
+
+def test_mapped_rows_assemble_the_same_bits(
+    tmp_path: Path, rng: np.random.Generator, make_items: Callable[..., ItemTable]
+) -> None:
+    for k in range(5):
+        items = make_items(rng, n_items=int(rng.integers(1, 300)))
+        path = tmp_path / f"rows-{k}.npy"
+        write_item_rows(path, *items)
+        # An .npy file numpy reads: a row per item, [emb 8 | genre 4 | dense 5 | first_ts's 2 halves | 0 ...] (32).
+        rows = np.load(path)
+        assert rows.dtype == f32 and rows.shape == (len(items[3]), 32)
+        np.testing.assert_array_equal(rows[:, :8], items[1])
+        np.testing.assert_array_equal(rows[:, 8:12], items[2])
+        np.testing.assert_array_equal(rows[:, 12:17], items[0])
+        np.testing.assert_array_equal(rows[:, 17:19].copy().view(np.float64)[:, 0], items[3])
+        assert not rows[:, 19:].any()
+        mapped = Assembler.open(path, 8, 4, items[0].shape[1])
+        owned = Assembler(*items)
+        assert repr(mapped) == repr(owned)
+        cands = rng.integers(0, len(items[3]), 500).astype(u32)
+        user = (rng.standard_normal(3, dtype=f32), rng.standard_normal(8, dtype=f32), rng.random(4, dtype=f32))
+        args = (*user, NOW - DAY, NOW, rng.standard_normal(2, dtype=f32), cands)
+        np.testing.assert_array_equal(mapped.assemble(*args), owned.assemble(*args))
+
+
+def test_a_bad_item_rows_file_raises_item_rows_error(tmp_path: Path) -> None:
+    path = tmp_path / "rows.npy"
+    write_item_rows(path, *small_items().args())
+    assert issubclass(ItemRowsError, HotpathError) and issubclass(ItemRowsError, OSError)
+    with pytest.raises(ItemRowsError, match=r"rows\.npy: rows of 16 floats, expected 32"):
+        Assembler.open(path, 20, 2, 2)
+    data = path.read_bytes()
+    path.write_bytes(data[:-4])
+    with pytest.raises(ItemRowsError, match=r"rows\.npy: 316 bytes, expected 320 \(3 rows of 16 floats"):
+        Assembler.open(path, 3, 2, 2)
+    np.save(path, np.zeros((3, 16), np.float64))
+    with pytest.raises(ItemRowsError, match="dtype is not little-endian f32"):
+        Assembler.open(path, 3, 2, 2)
+    with pytest.raises(ItemRowsError, match="No such file"):
+        Assembler.open(tmp_path / "none.npy", 3, 2, 2)
+    with pytest.raises(ItemRowsError, match=r"none/rows\.npy"):
+        write_item_rows(tmp_path / "none" / "rows.npy", *small_items().args())
 
 
 # --- errors ------------------------------------------------------------------

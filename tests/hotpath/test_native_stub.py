@@ -13,6 +13,7 @@ from hotpath import _native
 
 STUB = ast.parse((Path(hotpath.__file__).parent / "_native.pyi").read_text())
 CLASSES = {node.name: node for node in STUB.body if isinstance(node, ast.ClassDef)}
+FUNCTIONS = {node.name: node for node in STUB.body if isinstance(node, ast.FunctionDef)}
 
 
 def public(names: list[str]) -> set[str]:
@@ -24,9 +25,11 @@ def params(fn: ast.FunctionDef) -> list[str]:
 
 
 def test_module_names_match() -> None:
-    stubbed = set(CLASSES) | {
-        t.target.id for t in STUB.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)
-    }
+    stubbed = (
+        set(CLASSES)
+        | set(FUNCTIONS)
+        | {t.target.id for t in STUB.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)}
+    )
     assert stubbed == public(dir(_native)) | {"__version__"}
     assert set(hotpath.__all__) == stubbed
 
@@ -49,9 +52,14 @@ def test_class_signatures_match(name: str) -> None:
 
 
 def test_exception_bases_match() -> None:
-    for name in ("HotpathError", "ShapeError", "UnknownItemError", "LayoutError", "AnnIndexError"):
+    for name in ("HotpathError", "ShapeError", "UnknownItemError", "LayoutError", "AnnIndexError", "ItemRowsError"):
         bases = [b.id for b in CLASSES[name].bases if isinstance(b, ast.Name)]
         assert [b.__name__ for b in getattr(_native, name).__bases__] == bases
+
+
+def test_function_signatures_match() -> None:
+    for name, fn in FUNCTIONS.items():
+        assert params(fn) == list(inspect.signature(getattr(_native, name)).parameters), name
 
 
 def test_ann_index_signatures_match() -> None:

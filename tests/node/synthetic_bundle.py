@@ -11,6 +11,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 from usearch.index import Index
 
+import hotpath
 from hotpath import reference
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
@@ -169,6 +170,7 @@ def make_bundle(
         st.save_npy("item_genre.npy", item_genre)
         st.save_npy("item_primary_genre.npy", primary)
         st.save_npy("item_first_ts.npy", item_first_ts)
+        hotpath.write_item_rows(st.file("item_rows.npy"), item_dense, item_emb, item_genre, item_first_ts)
         st.save_npy("user_ids.npy", user_ids)
         st.save_npy("user_dense.npy", user_dense)
         st.save_npy("user_emb.npy", user_emb)

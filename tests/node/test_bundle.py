@@ -8,10 +8,13 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+import hotpath
+from hotpath import reference
 from node.bundle import LoadedBundle
 from node.server import Node
 from tests.node.conftest import node_settings
@@ -46,7 +49,7 @@ def test_load_resolves_root_and_dir(bundle_root: Path) -> None:
     via_root.warm_up()
 
 
-@pytest.mark.parametrize("name", ["item_emb.npy", "ranker.onnx", "popularity.json", "index.usearch"])
+@pytest.mark.parametrize("name", ["item_emb.npy", "item_rows.npy", "ranker.onnx", "popularity.json", "index.usearch"])
 def test_corrupted_file_is_refused(bundle_root: Path, tmp_path: Path, name: str) -> None:
     bundle_dir = copy_bundle(bundle_root, tmp_path)
     flip_byte(bundle_dir / name)
@@ -90,7 +93,7 @@ def test_wrong_embedding_dim_is_refused(bundle_root: Path, tmp_path: Path) -> No
     bundle_dir = copy_bundle(bundle_root, tmp_path)
     genres = json.loads((bundle_dir / "manifest.json").read_text())["genres"]
     edit_manifest(bundle_dir, embedding_dim=32, feature_schema_hash=schema_hash(genres, 32))
-    with pytest.raises(BundleError, match=r"item_emb.npy has shape \(2000, 16\), expected \(2000, 32\)"):
+    with pytest.raises(BundleError, match=r"user_emb.npy has shape \(300, 16\), expected \(300, 32\)"):
         LoadedBundle.load(bundle_dir)
 
 
@@ -117,6 +120,91 @@ def test_inconsistent_seen_items_are_refused(
     bundle_dir = copy_bundle(bundle_root, tmp_path)
     rewrite_array(bundle_dir, name, edit(np.load(bundle_dir / name)))
     with pytest.raises(BundleError, match=message):
+        LoadedBundle.load(bundle_dir)
+
+
+def item_tables(bundle_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bundle's separate item arrays as the trainer wrote them: item_dense, item_emb, item_genre, item_first_ts."""
+    dense, emb, genre, first_ts = (np.load(bundle_dir / f"item_{k}.npy") for k in ("dense", "emb", "genre", "first_ts"))
+    return dense, emb, genre, first_ts
+
+
+def test_the_mapped_item_rows_assemble_the_reference_matrix(bundle_root: Path) -> None:
+    bundle = LoadedBundle.load(bundle_root)
+    tables = item_tables(bundle.path)
+    np.testing.assert_array_equal(bundle.item_emb, tables[1])  # the view of the rows is the embeddings
+    rng = np.random.default_rng(4)
+    candidates = rng.integers(0, bundle.n_items, 500).astype(np.uint32)
+    for row in (0, 17, 299):
+        dense, emb = bundle.user_dense[row], bundle.user_emb[row]
+        genre = dense[-len(bundle.genres) :].copy()
+        now = 1.7e9
+        user: tuple[Any, ...] = (
+            dense,
+            emb,
+            genre,
+            float(bundle.user_last_ts[row]),
+            now,
+            np.full(6, 0.5, np.float32),
+            candidates,
+        )
+        got = bundle.assembler.assemble(*user)
+        # Bit for bit what the in-memory table (the code before the mapped rows) assembles ...
+        np.testing.assert_array_equal(got, hotpath.Assembler(*tables).assemble(*user))
+        # ... and the NumPy reference within float32 summation order.
+        np.testing.assert_allclose(got, reference.assemble(*tables, *user), rtol=1e-5, atol=1e-5)
+
+
+def rewrite_file(bundle_dir: Path, name: str, data: bytes) -> None:
+    """Replace a bundle file's bytes and its manifest entry (so that it passes the checksums)."""
+    (bundle_dir / name).write_bytes(data)
+    files = json.loads((bundle_dir / "manifest.json").read_text())["files"]
+    files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    edit_manifest(bundle_dir, files=files)
+
+
+def test_a_truncated_item_rows_file_is_refused(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    data = (bundle_dir / "item_rows.npy").read_bytes()
+    rewrite_file(bundle_dir, "item_rows.npy", data[: len(data) - 384])
+    with pytest.raises(BundleError) as e:
+        LoadedBundle.load(bundle_dir)
+    rows = 2000 * 48 * 4  # 2000 items, D = 16, G = 6, I = 11: 35 floats, padded to 48
+    assert str(e.value) == (
+        f"cannot map the item table: {bundle_dir / 'item_rows.npy'}: {128 + rows - 384} bytes, expected "
+        f"{128 + rows} (2000 rows of 48 floats after a 128-byte header)"
+    )
+
+
+def test_item_rows_of_other_items_or_dimensions_are_refused(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    dense, emb, genre, first_ts = item_tables(bundle_dir)
+    path = tmp_path / "rows.npy"
+    hotpath.write_item_rows(path, dense[:1999], emb[:1999], genre[:1999], first_ts[:1999])
+    rewrite_file(bundle_dir, "item_rows.npy", path.read_bytes())
+    with pytest.raises(BundleError, match=r"item_rows\.npy has 1999 rows for 2000 items"):
+        LoadedBundle.load(bundle_dir)
+    hotpath.write_item_rows(path, dense, np.hstack([emb, emb]), genre, first_ts)
+    rewrite_file(bundle_dir, "item_rows.npy", path.read_bytes())
+    with pytest.raises(
+        BundleError, match=r"item_rows\.npy: rows of 64 floats, expected 48 \(the bundle's dimensions\)"
+    ):
+        LoadedBundle.load(bundle_dir)
+
+
+def test_a_format_1_bundle_is_refused(bundle_root: Path, tmp_path: Path) -> None:
+    # A bundle as the trainer wrote it before item_rows.npy: format 1, no item rows.
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    (bundle_dir / "item_rows.npy").unlink()
+    files = json.loads((bundle_dir / "manifest.json").read_text())["files"]
+    del files["item_rows.npy"]
+    edit_manifest(bundle_dir, files=files, format=1)
+    with pytest.raises(
+        BundleError, match=r"bundle format 1, this code reads format 2 only \(format 2 carries item_rows"
+    ):
+        LoadedBundle.load(bundle_dir)
+    edit_manifest(bundle_dir, format=2)  # relabelled but without the file: the missing file is named
+    with pytest.raises(BundleError, match=r"manifest does not list item_rows\.npy"):
         LoadedBundle.load(bundle_dir)
 
 

@@ -169,8 +169,19 @@ def test_read_manifest_errors(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not valid JSON"):
         B.read_manifest(tmp_path)
     (tmp_path / B.MANIFEST).write_text(json.dumps({"format": 99}))
-    with pytest.raises(BundleError, match="unsupported bundle format 99"):
+    with pytest.raises(BundleError, match="bundle format 99, this code reads format 2 only"):
         B.read_manifest(tmp_path)
+
+
+def test_a_format_1_bundle_is_refused_naming_the_item_rows(tmp_path: Path) -> None:
+    # Format 1 had no item_rows.npy: the refusal says which format is read and what it needs.
+    (tmp_path / B.MANIFEST).write_text(json.dumps({"format": 1, "files": {}}))
+    with pytest.raises(BundleError) as e:
+        B.read_manifest(tmp_path)
+    assert str(e.value) == (
+        f"{tmp_path}: bundle format 1, this code reads format 2 only (format 2 carries item_rows.npy, "
+        "the packed item table the node maps): build the bundle again"
+    )
 
 
 def test_resolve_root_and_dir(tmp_path: Path) -> None:

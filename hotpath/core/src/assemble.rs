@@ -1,7 +1,10 @@
 //! Feature assembly: one dense row per candidate,
 //! `[user_dense | item_dense[i] | cross(4) | context]`.
 
+use std::path::Path;
+
 use crate::error::{check_ids, check_len, Error, Result};
+use crate::item_rows::{self, MappedRows};
 use crate::ln1p::{ln_1p, ln_1p_pair};
 
 /// Number of cross features between the user and the item.
@@ -40,8 +43,8 @@ impl<'a, T> Matrix<'a, T> {
     }
 }
 
-/// The per-item arrays, as handed over once per bundle (borrowed: the
-/// assembler copies them into its own layout).
+/// The per-item arrays, borrowed: [`Assembler::new`] copies them into its
+/// packed layout, [`write_item_rows`] writes that layout to a file.
 #[derive(Debug, Clone, Copy)]
 pub struct ItemTable<'a> {
     pub dense: Matrix<'a, f32>,
@@ -63,8 +66,9 @@ pub struct UserFeatures<'a> {
     pub context: &'a [f32],
 }
 
-/// Holds the item table (owned, immutable) and assembles feature rows.
-#[derive(Debug, Clone)]
+/// Holds the item table (immutable: packed in memory, or a mapped item rows
+/// file) and assembles feature rows.
+#[derive(Debug)]
 pub struct Assembler {
     items: PackedItems,
 }
@@ -72,19 +76,41 @@ pub struct Assembler {
 impl Assembler {
     /// Checks the table and copies it into one packed row per item.
     pub fn new(items: &ItemTable<'_>) -> Result<Self> {
-        let n = items.first_ts.len();
-        check_len("item_dense rows", n, items.dense.rows())?;
-        check_len("item_emb rows", n, items.emb.rows())?;
-        check_len("item_genre rows", n, items.genre.rows())?;
-        if let Some(i) = items.first_ts.iter().position(|t| t.is_nan()) {
-            return Err(Error::InvalidValue {
-                what: "item_first_ts",
-                reason: format!("NaN at index {i} (use a negative value for unknown)"),
-            });
+        let layout = RowLayout::check(items)?;
+        let mut lines = Vec::with_capacity(items.first_ts.len() * layout.lines_per_row());
+        // Built row by row into capacity: no zeroing pass over the whole table.
+        let mut row = vec![Line::default(); layout.lines_per_row()];
+        for i in 0..items.first_ts.len() {
+            layout.pack(items, i, Line::floats_mut(&mut row));
+            lines.extend_from_slice(&row);
         }
         Ok(Self {
-            items: PackedItems::new(items),
+            items: PackedItems {
+                n_items: items.first_ts.len(),
+                storage: Storage::Owned(lines),
+                layout,
+            },
         })
+    }
+
+    /// Maps an item rows file (see [`write_item_rows`]) read-only, no copy:
+    /// checks its header, that its rows have `layout`'s stride and start on a
+    /// cache line, its length, and that no `first_ts` is NaN.
+    pub fn open(path: &Path, layout: RowLayout) -> Result<Self> {
+        let map = MappedRows::open(path, layout.stride())?;
+        let items = PackedItems {
+            n_items: map.rows(),
+            storage: Storage::Mapped(map),
+            layout,
+        };
+        let table = items.table();
+        if let Some(i) = (0..items.n_items).position(|i| table.first_ts(i).is_nan()) {
+            return Err(Error::ItemRows {
+                path: path.display().to_string(),
+                reason: format!("first_ts of row {i} is NaN (unknown is negative)"),
+            });
+        }
+        Ok(Self { items })
     }
 
     pub fn n_items(&self) -> usize {
@@ -92,15 +118,15 @@ impl Assembler {
     }
 
     pub fn item_dim(&self) -> usize {
-        self.items.dense_dim
+        self.items.layout.dense_dim
     }
 
     pub fn emb_dim(&self) -> usize {
-        self.items.emb_dim
+        self.items.layout.emb_dim
     }
 
     pub fn n_genres(&self) -> usize {
-        self.items.genre_dim
+        self.items.layout.genre_dim
     }
 
     /// Width of an assembled row.
@@ -138,18 +164,19 @@ impl Assembler {
             recency,
             base: out.as_mut_ptr(),
         };
+        let table = self.items.table();
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx") {
             // SAFETY: the CPU has AVX; `rows.base` has capacity for `total`.
-            unsafe { self.items.fill_avx(&rows) };
+            unsafe { table.fill_avx(&rows) };
         } else {
             // SAFETY: `rows.base` has capacity for `total` values.
-            unsafe { self.items.fill::<false>(&rows) };
+            unsafe { table.fill::<false>(&rows) };
         }
         #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: `rows.base` has capacity for `total` values.
         unsafe {
-            self.items.fill::<false>(&rows)
+            table.fill::<false>(&rows)
         };
         // SAFETY: the loop above wrote every one of the `total` values.
         unsafe { out.set_len(total) };
@@ -167,7 +194,16 @@ struct Rows<'a> {
     base: *mut f32,
 }
 
-impl PackedItems {
+/// Checks `items` like [`Assembler::new`] and writes them as an item rows file:
+/// the packed layout, one row per item, that [`Assembler::open`] maps.
+pub fn write_item_rows(path: &Path, items: &ItemTable<'_>) -> Result<()> {
+    let layout = RowLayout::check(items)?;
+    item_rows::write(path, items.first_ts.len(), layout.stride(), |i, row| {
+        layout.pack(items, i, row);
+    })
+}
+
+impl Table<'_> {
     /// `fill` with the dot products in AVX registers.
     ///
     /// # Safety
@@ -198,7 +234,10 @@ impl PackedItems {
             base,
         } = *rows;
         let u = user.dense.len();
-        let (dense_at, dense_dim, emb_dim) = (self.dense_at, self.dense_dim, self.emb_dim);
+        let RowLayout {
+            emb_dim, dense_dim, ..
+        } = self.layout;
+        let dense_at = self.layout.dense_at();
         for (b, ids) in candidates.chunks(BLOCK).enumerate() {
             let mut ts = [-1.0f64; BLOCK];
             for (t, &id) in ts.iter_mut().zip(ids) {
@@ -254,75 +293,120 @@ impl Line {
     }
 }
 
-/// The item table as one row per item, `[emb | genre | dense | first_ts]`,
-/// padded to whole cache lines: one contiguous read per candidate instead of
-/// four scattered ones (the table is far larger than the caches, so each
-/// candidate is a cache miss). `first_ts` is stored as the two halves of its
-/// f64 bits.
-#[derive(Debug, Clone)]
+/// The dimensions of the item arrays, which fix the packed row: `[emb | genre
+/// | dense | first_ts]`, padded to whole cache lines, so that each candidate
+/// is one contiguous read instead of four scattered ones (the table is far
+/// larger than the caches, so each candidate is a cache miss). `first_ts` is
+/// stored as the two halves of its f64 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowLayout {
+    pub emb_dim: usize,
+    pub genre_dim: usize,
+    pub dense_dim: usize,
+}
+
+impl RowLayout {
+    /// The layout of `items`, whose arrays must agree on the number of items
+    /// and hold no NaN `first_ts`.
+    fn check(items: &ItemTable<'_>) -> Result<Self> {
+        let n = items.first_ts.len();
+        check_len("item_dense rows", n, items.dense.rows())?;
+        check_len("item_emb rows", n, items.emb.rows())?;
+        check_len("item_genre rows", n, items.genre.rows())?;
+        if let Some(i) = items.first_ts.iter().position(|t| t.is_nan()) {
+            return Err(Error::InvalidValue {
+                what: "item_first_ts",
+                reason: format!("NaN at index {i} (use a negative value for unknown)"),
+            });
+        }
+        Ok(Self {
+            emb_dim: items.emb.cols(),
+            genre_dim: items.genre.cols(),
+            dense_dim: items.dense.cols(),
+        })
+    }
+
+    /// Offset of `dense` in a row.
+    fn dense_at(&self) -> usize {
+        self.emb_dim + self.genre_dim
+    }
+
+    /// Offset of `first_ts`'s two halves, after `dense`.
+    fn ts_at(&self) -> usize {
+        self.dense_at() + self.dense_dim
+    }
+
+    fn lines_per_row(&self) -> usize {
+        (self.ts_at() + 2).div_ceil(FLOATS_PER_LINE)
+    }
+
+    /// Floats per row: a multiple of 16 (one 64-byte line).
+    pub fn stride(&self) -> usize {
+        self.lines_per_row() * FLOATS_PER_LINE
+    }
+
+    /// Writes item `i`'s packed row into `row` (`stride` floats; the padding is left as it is).
+    fn pack(&self, items: &ItemTable<'_>, i: usize, row: &mut [f32]) {
+        let (emb, rest) = row.split_at_mut(self.emb_dim);
+        let (genre, rest) = rest.split_at_mut(self.genre_dim);
+        let (dense, rest) = rest.split_at_mut(self.dense_dim);
+        emb.copy_from_slice(items.emb.row(i));
+        genre.copy_from_slice(items.genre.row(i));
+        dense.copy_from_slice(items.dense.row(i));
+        let ts = items.first_ts[i].to_bits();
+        rest[0] = f32::from_bits(ts as u32);
+        rest[1] = f32::from_bits((ts >> 32) as u32);
+    }
+}
+
+/// The packed rows: copied into memory, or a checked map of an item rows file.
+#[derive(Debug)]
+enum Storage {
+    Owned(Vec<Line>),
+    Mapped(MappedRows),
+}
+
+#[derive(Debug)]
 struct PackedItems {
-    lines: Vec<Line>,
-    /// Floats per row: a multiple of `FLOATS_PER_LINE`.
-    stride: usize,
+    storage: Storage,
+    layout: RowLayout,
     n_items: usize,
-    emb_dim: usize,
-    genre_dim: usize,
-    dense_dim: usize,
-    /// Offset of `dense` (= emb_dim + genre_dim); `first_ts` follows it.
-    dense_at: usize,
 }
 
 impl PackedItems {
-    fn new(items: &ItemTable<'_>) -> Self {
-        let (emb_dim, genre_dim, dense_dim) =
-            (items.emb.cols(), items.genre.cols(), items.dense.cols());
-        let dense_at = emb_dim + genre_dim;
-        let used = dense_at + dense_dim + 2;
-        let lines_per_row = used.div_ceil(FLOATS_PER_LINE);
-        let n_items = items.first_ts.len();
-        let stride = lines_per_row * FLOATS_PER_LINE;
-        // Built row by row into capacity: no zeroing pass over the whole table.
-        let mut lines = Vec::with_capacity(n_items * lines_per_row);
-        let mut row = vec![Line::default(); lines_per_row];
-        for i in 0..n_items {
-            let floats = Line::floats_mut(&mut row);
-            let (emb, rest) = floats.split_at_mut(emb_dim);
-            let (genre, rest) = rest.split_at_mut(genre_dim);
-            let (dense, rest) = rest.split_at_mut(dense_dim);
-            emb.copy_from_slice(items.emb.row(i));
-            genre.copy_from_slice(items.genre.row(i));
-            dense.copy_from_slice(items.dense.row(i));
-            let ts = items.first_ts[i].to_bits();
-            rest[0] = f32::from_bits(ts as u32);
-            rest[1] = f32::from_bits((ts >> 32) as u32);
-            lines.extend_from_slice(&row);
-        }
-        Self {
-            lines,
-            stride,
-            n_items,
-            emb_dim,
-            genre_dim,
-            dense_dim,
-            dense_at,
+    /// The rows as one slice of `n_items * stride` floats, 64-byte aligned.
+    fn table(&self) -> Table<'_> {
+        let floats = match &self.storage {
+            Storage::Owned(lines) => Line::floats(lines),
+            Storage::Mapped(map) => map.floats(),
+        };
+        Table {
+            floats,
+            layout: self.layout,
+            stride: self.layout.stride(),
         }
     }
+}
 
-    fn floats(&self) -> &[f32] {
-        Line::floats(&self.lines)
-    }
+/// The packed rows of one call.
+struct Table<'a> {
+    floats: &'a [f32],
+    layout: RowLayout,
+    stride: usize,
+}
 
-    /// The first `dense_at + dense_dim` floats of item `i`'s row.
+impl Table<'_> {
+    /// The first `ts_at` floats of item `i`'s row.
     #[inline]
     fn row(&self, i: usize) -> &[f32] {
         let start = i * self.stride;
-        &self.floats()[start..start + self.dense_at + self.dense_dim]
+        &self.floats[start..start + self.layout.ts_at()]
     }
 
     #[inline]
     fn first_ts(&self, i: usize) -> f64 {
-        let at = i * self.stride + self.dense_at + self.dense_dim;
-        let halves = &self.floats()[at..at + 2];
+        let at = i * self.stride + self.layout.ts_at();
+        let halves = &self.floats[at..at + 2];
         f64::from_bits(u64::from(halves[0].to_bits()) | (u64::from(halves[1].to_bits()) << 32))
     }
 
@@ -332,11 +416,10 @@ impl PackedItems {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let lines_per_row = self.stride / FLOATS_PER_LINE;
-            if let Some(row) = self.lines.get(i * lines_per_row..(i + 1) * lines_per_row) {
-                for line in row {
-                    // SAFETY: a prefetch is only a hint, of an address inside `lines`.
-                    unsafe { _mm_prefetch(std::ptr::from_ref(line).cast::<i8>(), _MM_HINT_T0) };
+            if let Some(row) = self.floats.get(i * self.stride..(i + 1) * self.stride) {
+                for line in row.chunks_exact(FLOATS_PER_LINE) {
+                    // SAFETY: a prefetch is only a hint, of an address inside the table.
+                    unsafe { _mm_prefetch(line.as_ptr().cast::<i8>(), _MM_HINT_T0) };
                 }
             }
         }

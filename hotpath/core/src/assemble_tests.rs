@@ -211,3 +211,204 @@ fn avx_lanes_give_the_same_bits_as_sse_lanes() {
         }
     }
 }
+
+/// A file in the temp directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir();
+        Self(dir.join(format!("edgerank-{}-{name}.npy", std::process::id())))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // Best effort: a left-over file in the temp directory fails no test.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `n` items with dimensions (emb 5, genre 3, dense 4) -> a 16-float row, or
+/// (emb 20, ...) -> 32: random values, some unknown and some huge `first_ts`.
+fn random_table(n: usize, emb_dim: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f64>) {
+    let mut rng = crate::rng::SplitMix64::new(11);
+    let mut v =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.next_f64() as f32 - 0.5).collect() };
+    let (dense, emb, genre) = (v(n * 4), v(n * emb_dim), v(n * 3));
+    let ts = (0..n)
+        .map(|i| match i % 3 {
+            0 => -1.0,
+            1 => 1.7e9 + i as f64 * 0.123_456_789,
+            _ => f64::MAX / (i as f64 + 1.0),
+        })
+        .collect();
+    (dense, emb, genre, ts)
+}
+
+fn table<'a>(
+    (dense, emb, genre, ts): &'a (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f64>),
+    emb_dim: usize,
+) -> ItemTable<'a> {
+    let n = ts.len();
+    ItemTable {
+        dense: Matrix::new("d", dense, n, 4).unwrap(),
+        emb: Matrix::new("e", emb, n, emb_dim).unwrap(),
+        genre: Matrix::new("g", genre, n, 3).unwrap(),
+        first_ts: ts,
+    }
+}
+
+fn layout(emb_dim: usize) -> RowLayout {
+    RowLayout {
+        emb_dim,
+        genre_dim: 3,
+        dense_dim: 4,
+    }
+}
+
+fn item_rows_error(err: Error) -> String {
+    match err {
+        Error::ItemRows { reason, .. } => reason,
+        other => panic!("expected Error::ItemRows, got {other:?}"),
+    }
+}
+
+#[test]
+fn mapped_rows_are_the_packed_rows_bit_for_bit() {
+    for (emb_dim, stride) in [(5, 16), (20, 32)] {
+        let data = random_table(37, emb_dim);
+        let file = TempFile::new(&format!("same-{emb_dim}"));
+        write_item_rows(&file.0, &table(&data, emb_dim)).unwrap();
+        let mapped = Assembler::open(&file.0, layout(emb_dim)).unwrap();
+        let owned = Assembler::new(&table(&data, emb_dim)).unwrap();
+        assert_eq!(layout(emb_dim).stride(), stride);
+        assert_eq!(mapped.n_items(), 37);
+        let bits = |a: &Assembler| -> Vec<u32> {
+            a.items.table().floats.iter().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(bits(&mapped).len(), 37 * stride);
+        assert_eq!(bits(&mapped), bits(&owned));
+        let ptr = mapped.items.table().floats.as_ptr();
+        assert_eq!(ptr.addr() % 64, 0, "rows start on a cache line");
+        let (emb, genre) = (vec![0.25f32; emb_dim], [1.0f32, -1.0, 0.5]);
+        let mut u = user(&emb, &genre);
+        u.now_ts = 1.8e9;
+        let all: Vec<u32> = (0..37).rev().collect();
+        assert_eq!(
+            mapped.assemble(&u, &all).unwrap(),
+            owned.assemble(&u, &all).unwrap()
+        );
+    }
+}
+
+#[test]
+fn write_item_rows_checks_the_table() {
+    let mut data = random_table(4, 5);
+    data.3[2] = f64::NAN;
+    let file = TempFile::new("write-nan");
+    let err = write_item_rows(&file.0, &table(&data, 5)).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::InvalidValue {
+            what: "item_first_ts",
+            ..
+        }
+    ));
+    assert!(!file.0.exists(), "nothing written for a bad table");
+}
+
+#[test]
+fn open_rejects_a_wrong_stride_or_length() {
+    let data = random_table(6, 20);
+    let file = TempFile::new("stride");
+    write_item_rows(&file.0, &table(&data, 20)).unwrap();
+    let reason = item_rows_error(Assembler::open(&file.0, layout(5)).unwrap_err());
+    assert_eq!(
+        reason,
+        "rows of 32 floats, expected 16 (the bundle's dimensions)"
+    );
+
+    let bytes = std::fs::read(&file.0).unwrap();
+    std::fs::write(&file.0, &bytes[..bytes.len() - 4]).unwrap();
+    let reason = item_rows_error(Assembler::open(&file.0, layout(20)).unwrap_err());
+    assert_eq!(
+        reason,
+        format!(
+            "{} bytes, expected {} (6 rows of 32 floats after a 128-byte header)",
+            bytes.len() - 4,
+            bytes.len()
+        )
+    );
+}
+
+#[test]
+fn open_rejects_misaligned_data_and_other_headers() {
+    let file = TempFile::new("header");
+    let open = |bytes: &[u8]| {
+        std::fs::write(&file.0, bytes).unwrap();
+        item_rows_error(Assembler::open(&file.0, layout(5)).unwrap_err())
+    };
+    // A valid header with 16 more bytes of padding: the data starts at 144.
+    let mut header = crate::item_rows::header(1, 16);
+    let len = u16::from_le_bytes([header[8], header[9]]) + 16;
+    header[8..10].copy_from_slice(&len.to_le_bytes());
+    header.splice(header.len() - 1..header.len() - 1, [b' '; 16]);
+    let mut bytes = header.clone();
+    bytes.extend_from_slice(&[0u8; 64]);
+    assert_eq!(open(&bytes), "data at byte 144, not on a 64-byte line");
+
+    // The same length of header with one value changed, and one row of data.
+    let good = crate::item_rows::header(1, 16);
+    let swap = |from: &str, to: &str| -> Vec<u8> {
+        let dict = std::str::from_utf8(&good[10..]).unwrap();
+        assert!(dict.contains(from) && from.len() == to.len());
+        let mut b = good[..10].to_vec();
+        b.extend_from_slice(dict.replace(from, to).as_bytes());
+        b.extend_from_slice(&[0u8; 64]);
+        b
+    };
+    assert!(open(&swap("'<f4'", "'<f8'")).starts_with("dtype is not little-endian f32"));
+    assert_eq!(
+        open(&swap("False", "True ")),
+        "rows are in Fortran order, expected C order"
+    );
+    assert_eq!(
+        open(&swap("(1, 16)", "(16,  )")),
+        "shape [16], expected 2 dimensions"
+    );
+    assert_eq!(
+        open(b"PK\x03\x04 not numpy"),
+        "not a .npy file (no NumPy magic)"
+    );
+    let mut v2 = good.clone();
+    v2[6] = 2;
+    assert_eq!(open(&v2), "npy format 2.0, expected 1.0");
+}
+
+#[test]
+fn open_rejects_nan_first_ts_and_names_a_missing_file() {
+    let data = random_table(3, 5);
+    let file = TempFile::new("nan");
+    write_item_rows(&file.0, &table(&data, 5)).unwrap();
+    let mut bytes = std::fs::read(&file.0).unwrap();
+    // Row 1's first_ts: floats 12 and 13 of 16, after the 128-byte header.
+    let at = 128 + (16 + 12) * 4;
+    bytes[at..at + 8].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
+    std::fs::write(&file.0, &bytes).unwrap();
+    let err = Assembler::open(&file.0, layout(5)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: first_ts of row 1 is NaN (unknown is negative)",
+            file.0.display()
+        )
+    );
+
+    let missing = TempFile::new("missing");
+    let err = Assembler::open(&missing.0, layout(5)).unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with(&format!("{}: ", missing.0.display())));
+    assert!(item_rows_error(err).contains("No such file"));
+}

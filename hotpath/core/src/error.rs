@@ -24,6 +24,10 @@ pub enum Error {
     /// An ANN index file cannot be read, or a search of it failed.
     #[error("{path}: {reason}")]
     Index { path: String, reason: String },
+    /// An item rows file cannot be written, mapped, or is not the packed
+    /// table the caller expects (its header, stride, alignment, length, a NaN).
+    #[error("{path}: {reason}")]
+    ItemRows { path: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -5,12 +5,15 @@ mod ann;
 mod assemble;
 mod blend;
 mod error;
+mod item_rows;
 mod ln1p;
 mod rerank;
 pub mod rng;
 
 pub use ann::{AnnIndex, Hits};
-pub use assemble::{Assembler, ItemTable, Matrix, UserFeatures, N_CROSS};
+pub use assemble::{
+    write_item_rows, Assembler, ItemTable, Matrix, RowLayout, UserFeatures, N_CROSS,
+};
 pub use blend::{Blended, Blender, Source};
 pub use error::{Error, Result};
 pub use rerank::{Reranked, Reranker};

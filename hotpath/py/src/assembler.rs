@@ -1,4 +1,8 @@
-//! `Assembler`: holds the item feature table; one `assemble` call per request.
+//! `Assembler`: holds the item feature table (packed from arrays, or a mapped
+//! item rows file); one `assemble` call per request. `write_item_rows` writes
+//! that file.
+
+use std::path::PathBuf;
 
 use edgerank_core as core;
 use numpy::ndarray::Array2;
@@ -26,12 +30,7 @@ fn matrix<'a>(
 
 #[pymethods]
 impl Assembler {
-    /// The tables are checked and borrowed read-only with the GIL held, then
-    /// copied into the core's packed layout with the GIL released (a 1M-item
-    /// table takes a while). The borrows live until the copy is done, so no
-    /// other Rust code may write to the arrays meanwhile; like any call that
-    /// releases the GIL over NumPy data, Python code must not write to them
-    /// during construction either.
+    /// Copies the tables into the core's packed layout (with the GIL released: see `with_table`).
     #[new]
     fn new(
         py: Python<'_>,
@@ -40,19 +39,29 @@ impl Assembler {
         item_genre: &Bound<'_, PyAny>,
         item_first_ts: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let dense = View::new(item_dense, "item_dense", 2)?;
-        let emb = View::new(item_emb, "item_emb", 2)?;
-        let genre = View::new(item_genre, "item_genre", 2)?;
-        let first_ts = View::<f64>::new(item_first_ts, "item_first_ts", 1)?;
-        let items = core::ItemTable {
-            dense: matrix(py, "item_dense", &dense)?,
-            emb: matrix(py, "item_emb", &emb)?,
-            genre: matrix(py, "item_genre", &genre)?,
-            first_ts: first_ts.as_slice()?,
+        let inner = with_table(
+            py,
+            [item_dense, item_emb, item_genre, item_first_ts],
+            core::Assembler::new,
+        )?;
+        Ok(Self { inner })
+    }
+
+    /// Maps an item rows file read-only (no copy) and checks it, with the GIL released.
+    #[staticmethod]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        emb_dim: usize,
+        n_genres: usize,
+        item_dim: usize,
+    ) -> PyResult<Self> {
+        let layout = core::RowLayout {
+            emb_dim,
+            genre_dim: n_genres,
+            dense_dim: item_dim,
         };
-        let inner = run_detached(py, || core::Assembler::new(&items))?;
-        // The views (and their borrows) are dropped only here, after the copy.
-        drop((dense, emb, genre, first_ts));
+        let inner = run_detached(py, || core::Assembler::open(&path, layout))?;
         Ok(Self { inner })
     }
 
@@ -126,4 +135,48 @@ impl Assembler {
             self.n_genres()
         )
     }
+}
+
+/// Writes the packed rows of the item arrays to `path` (an `.npy` file that
+/// `Assembler.open` maps), with the GIL released.
+#[pyfunction]
+pub fn write_item_rows(
+    py: Python<'_>,
+    path: PathBuf,
+    item_dense: &Bound<'_, PyAny>,
+    item_emb: &Bound<'_, PyAny>,
+    item_genre: &Bound<'_, PyAny>,
+    item_first_ts: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    with_table(
+        py,
+        [item_dense, item_emb, item_genre, item_first_ts],
+        |items| core::write_item_rows(&path, items),
+    )
+}
+
+/// Checks and borrows the item arrays read-only with the GIL held, then runs
+/// `work` over them with the GIL released (a 1M-item table takes a while).
+/// The borrows live until `work` is done, so no other Rust code may write to
+/// the arrays meanwhile; like any call that releases the GIL over NumPy data,
+/// Python code must not write to them until the call returns.
+fn with_table<T: Send>(
+    py: Python<'_>,
+    [item_dense, item_emb, item_genre, item_first_ts]: [&Bound<'_, PyAny>; 4],
+    work: impl FnOnce(&core::ItemTable<'_>) -> core::Result<T> + Send,
+) -> PyResult<T> {
+    let dense = View::new(item_dense, "item_dense", 2)?;
+    let emb = View::new(item_emb, "item_emb", 2)?;
+    let genre = View::new(item_genre, "item_genre", 2)?;
+    let first_ts = View::<f64>::new(item_first_ts, "item_first_ts", 1)?;
+    let items = core::ItemTable {
+        dense: matrix(py, "item_dense", &dense)?,
+        emb: matrix(py, "item_emb", &emb)?,
+        genre: matrix(py, "item_genre", &genre)?,
+        first_ts: first_ts.as_slice()?,
+    };
+    let out = run_detached(py, || work(&items));
+    // The views (and their borrows) are dropped only here, after the work.
+    drop((dense, emb, genre, first_ts));
+    out
 }

@@ -15,6 +15,7 @@ pub struct Exceptions {
     pub unknown_item: Py<PyType>,
     pub layout: Py<PyType>,
     pub ann_index: Py<PyType>,
+    pub item_rows: Py<PyType>,
 }
 
 static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
@@ -51,6 +52,11 @@ pub fn exceptions(py: Python<'_>) -> PyResult<&'static Exceptions> {
             ann_index: sub(
                 "AnnIndexError",
                 "An ANN index file cannot be read (the message names it and says why), or a search of it failed.",
+                py.get_type::<PyOSError>(),
+            )?,
+            item_rows: sub(
+                "ItemRowsError",
+                "An item rows file cannot be written or mapped, or is not the packed table expected (the message says why).",
                 py.get_type::<PyOSError>(),
             )?,
             hotpath: base,
@@ -105,5 +111,6 @@ pub fn core_error(py: Python<'_>, err: Error) -> PyErr {
         Error::Length { .. } | Error::InvalidValue { .. } => shape_error(py, message),
         Error::UnknownItem { .. } => raise(py, |e| &e.unknown_item, message),
         Error::Index { .. } => raise(py, |e| &e.ann_index, message),
+        Error::ItemRows { .. } => raise(py, |e| &e.item_rows, message),
     }
 }

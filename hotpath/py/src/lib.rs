@@ -17,6 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<ann::AnnIndex>()?;
     m.add_class::<assembler::Assembler>()?;
+    m.add_function(wrap_pyfunction!(assembler::write_item_rows, m)?)?;
     m.add_class::<blender::Blender>()?;
     m.add_class::<reranker::Reranker>()?;
     let exc = errors::exceptions(py)?;
@@ -25,5 +26,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UnknownItemError", exc.unknown_item.bind(py))?;
     m.add("LayoutError", exc.layout.bind(py))?;
     m.add("AnnIndexError", exc.ann_index.bind(py))?;
+    m.add("ItemRowsError", exc.item_rows.bind(py))?;
     Ok(())
 }
