@@ -68,6 +68,12 @@ def run_hotpath(args: argparse.Namespace) -> int:
         f"  speedup {result['speedup']}x (wall medians), {result['speedup_min']}x (wall minima), "
         f"{result['speedup_cpu']}x (CPU medians), same run"
     )
+    tables = result["assemble_tables"]
+    print(
+        f"  assemble alone, a new pool per run (median / min / CPU µs): in-memory table {tables['in_memory_us']} / "
+        f"{tables['in_memory_min_us']} / {tables['in_memory_cpu_us']}, mapped item rows {tables['mapped_us']} / "
+        f"{tables['mapped_min_us']} / {tables['mapped_cpu_us']}"
+    )
     print(
         f"  machine: {machine['cpu']}, {machine['cpus']} CPUs, load average "
         f"{machine['load_avg_start']} at start, {machine['load_avg_end']} at end"

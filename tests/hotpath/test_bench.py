@@ -12,5 +12,9 @@ def test_small_run_reports_medians_minima_cpu_and_conditions() -> None:
     assert abs(result["speedup"] - result["numpy_us"] / result["rust_us"]) < 0.2  # one run, one ratio
     assert result["rust_min_us"] <= result["rust_us"]
     assert set(result["stages_median_us"]["rust"]) == {"blend", "assemble", "rerank"}
+    tables = result["assemble_tables"]
+    for key in ("in_memory_us", "mapped_us", "in_memory_cpu_us", "mapped_cpu_us"):
+        assert tables[key] > 0, key
+    assert tables["mapped_min_us"] <= tables["mapped_us"]
     machine = result["machine"]
     assert machine["cpu"] and len(machine["load_avg_start"]) == 3 and len(machine["load_avg_end"]) == 3
