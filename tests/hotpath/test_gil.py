@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hotpath import Assembler
+from hotpath import Assembler, write_item_rows
 from tests.hotpath.conftest import overlapping
 
 N_CANDIDATES = 300_000
@@ -69,3 +70,18 @@ def test_assembler_construction_copies_the_table_without_the_gil(
         stop.set()
         thread.join()
     pytest.fail(f"no tick in the first half of {ROUNDS} constructions: the copy seems to hold the GIL")
+
+
+def test_assembler_open_maps_and_checks_the_rows_without_the_gil(
+    rng: np.random.Generator, make_items: Callable[..., tuple], no_forced_switches: None, tmp_path: Path
+) -> None:
+    """Two threads opening a large item rows file overlap: the map and the checks of every row (its
+    first_ts) run with the GIL released."""
+    items = make_items(rng, n_items=600_000, item_dim=8, emb_dim=16, n_genres=4)
+    path = tmp_path / "item_rows.npy"
+    write_item_rows(path, *items)
+
+    def call() -> object:
+        return Assembler.open(path, 16, 4, 8)
+
+    assert overlapping(call, ROUNDS, CALLS_PER_THREAD), f"no two Assembler.open calls overlapped in {ROUNDS} rounds"
