@@ -2,13 +2,14 @@
 
 The compiled module ``hotpath._native`` is private; import from here::
 
-    from hotpath import AnnIndex, Assembler, Blender, Reranker, HotpathError
+    from hotpath import AnnIndex, Assembler, Blender, IvfIndex, Reranker, HotpathError
 
 Each class is built once per bundle from whole item arrays (copied into owned
-Rust storage; ``AnnIndex`` maps the bundle's usearch index file and
-``Assembler.open`` its item rows file, which ``write_item_rows`` writes) and
-then called once per request stage over whole arrays. Every call releases the
-GIL for its work.
+Rust storage; ``AnnIndex`` maps the bundle's usearch index file,
+``Assembler.open`` its item rows file, which ``write_item_rows`` writes,
+``IvfIndex`` keeps the item embeddings it re-scores with) and then called
+once per request stage over whole arrays. Every call releases the GIL for
+its work.
 """
 
 from hotpath._native import (
@@ -18,6 +19,7 @@ from hotpath._native import (
     Blender,
     HotpathError,
     ItemRowsError,
+    IvfIndex,
     LayoutError,
     Reranker,
     ShapeError,
@@ -33,6 +35,7 @@ __all__ = [
     "Blender",
     "HotpathError",
     "ItemRowsError",
+    "IvfIndex",
     "LayoutError",
     "Reranker",
     "ShapeError",

@@ -14,6 +14,7 @@ __all__ = [
     "Blender",
     "HotpathError",
     "ItemRowsError",
+    "IvfIndex",
     "LayoutError",
     "Reranker",
     "ShapeError",
@@ -152,6 +153,39 @@ class Blender:
         pool_size: int,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
         """Return ``(items, source, score)`` in take order."""
+
+@final
+class IvfIndex:
+    """Inverted lists over k-means centroids with 8-bit codes (``trainer.ivf``): a deep inner-product search
+    whose cost barely grows with ``k``. Built and searched with the GIL released, from any number of threads.
+    """
+
+    def __new__(
+        cls,
+        centroids: npt.NDArray[np.float32],
+        offsets: npt.NDArray[np.uint32],
+        items: npt.NDArray[np.uint32],
+        codes: npt.NDArray[np.int8],
+        scale: npt.NDArray[np.float32],
+        vectors: npt.NDArray[np.float32],
+    ) -> Self:
+        """Check and copy the lists (``centroids`` [nlist, D], ``offsets`` [nlist + 1], ``items`` [n] with every
+        row of ``vectors`` exactly once, ``codes`` [n, D] in ``items`` order, ``scale`` [D]); ``vectors``
+        [n, D] is kept, not copied, for the exact re-score (do not write to it). ``ShapeError`` names the
+        array that is wrong."""
+    def search(
+        self, vector: npt.NDArray[np.float32], k: int, *, nprobe: int, rescore: int
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]:
+        """The best ``min(k, len)`` items by exact dot product with ``vectors``, best first, ties by item.
+
+        ``nprobe`` lists are scanned (at most ``nlist``; 0 is a ``ShapeError``), and the ``max(rescore, k)``
+        best approximate hits are re-scored exactly. ``vector``: C-contiguous float32, ``ndim`` finite values.
+        """
+    def __len__(self) -> int: ...
+    @property
+    def ndim(self) -> int: ...
+    @property
+    def nlist(self) -> int: ...
 
 @final
 class Reranker:

@@ -1,4 +1,4 @@
-"""Pure NumPy reference of the three hot-path calls, for tests and benchmarks.
+"""Pure NumPy reference of the hot-path calls, for tests and benchmarks.
 
 Each function takes the constructor arguments of the Rust class first, then
 the arguments of its call, and returns what the Rust call returns. The
@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SplitMix64", "assemble", "blend", "rerank"]
+__all__ = ["SplitMix64", "assemble", "blend", "ivf_search", "rerank"]
 
 F32 = npt.NDArray[np.float32]
 U32 = npt.NDArray[np.uint32]
@@ -92,6 +92,35 @@ def blend(
         np.array(source, dtype=np.uint8),
         np.array(score, dtype=np.float32),
     )
+
+
+def _best_first(scores: npt.NDArray[np.floating], keys: npt.NDArray[np.integer]) -> npt.NDArray[np.intp]:
+    """Positions ordered by score descending, then key ascending."""
+    return np.lexsort((keys, -scores.astype(np.float64)))
+
+
+def ivf_search(
+    centroids: F32,
+    offsets: U32,
+    items: U32,
+    codes: npt.NDArray[np.int8],
+    scale: F32,
+    vectors: F32,
+    vector: F32,
+    k: int,
+    nprobe: int,
+    rescore: int,
+) -> tuple[U32, F32]:
+    """The ``nprobe`` best lists by centroid score, their items' approximate scores ``codes . (vector * scale)``,
+    the ``max(rescore, k)`` best of those re-scored exactly, the best ``k`` (ties by list, row or item)."""
+    k = min(k, len(items))
+    lists = _best_first(centroids @ vector, np.arange(len(centroids)))[: min(nprobe, len(centroids))]
+    rows = np.concatenate([np.arange(offsets[lo], offsets[lo + 1]) for lo in lists])
+    approx = codes[rows].astype(np.float32) @ (vector * scale)
+    kept = items[rows[_best_first(approx, rows)[: max(rescore, k)]]]
+    exact = np.asarray(vectors[kept] @ vector, dtype=np.float32)
+    order = _best_first(exact, kept)[:k]
+    return kept[order].astype(np.uint32), exact[order]
 
 
 class SplitMix64:

@@ -1,11 +1,12 @@
 //! edgerank hot path: feature assembly, candidate blending and re-ranking on
-//! plain slices, and the ANN index (usearch's C++ core). No Python here; `edgerank-hotpath-py` is the binding.
+//! plain slices, the ANN index (usearch's C++ core) and the IVF index for deep searches. No Python here; `edgerank-hotpath-py` is the binding.
 
 mod ann;
 mod assemble;
 mod blend;
 mod error;
 mod item_rows;
+mod ivf;
 mod ln1p;
 mod rerank;
 pub mod rng;
@@ -16,4 +17,5 @@ pub use assemble::{
 };
 pub use blend::{Blended, Blender, Source};
 pub use error::{Error, Result};
+pub use ivf::{IvfIndex, IvfTables};
 pub use rerank::{Reranked, Reranker};

@@ -7,6 +7,7 @@ mod assembler;
 mod blender;
 mod detach;
 mod errors;
+mod ivf;
 mod reranker;
 
 use pyo3::prelude::*;
@@ -19,6 +20,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<assembler::Assembler>()?;
     m.add_function(wrap_pyfunction!(assembler::write_item_rows, m)?)?;
     m.add_class::<blender::Blender>()?;
+    m.add_class::<ivf::IvfIndex>()?;
     m.add_class::<reranker::Reranker>()?;
     let exc = errors::exceptions(py)?;
     m.add("HotpathError", exc.hotpath.bind(py))?;

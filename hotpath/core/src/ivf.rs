@@ -1,0 +1,322 @@
+//! `IvfIndex`: an inverted-file index over the unit-norm item embeddings, for
+//! deep inner-product searches (hundreds of hits) whose cost barely grows with
+//! the number of hits, unlike a graph search whose expansion is at least `k`.
+//!
+//! The items are split into `nlist` lists by their nearest k-means centroid
+//! (the trainer's `trainer/ivf.py`). A search scores the query against every
+//! centroid, scans the `nprobe` best lists with the items' 8-bit codes
+//! (`code[d] * scale[d]` approximates the embedding), keeps the `rescore` best
+//! approximate hits, scores those exactly with the f32 embeddings, and returns
+//! the best `k` by exact score (ties by item id). With `nprobe = nlist` and
+//! `rescore` at least the catalog, that is an exact search.
+//!
+//! The inner loops are written for the compiler to vectorize, and compiled
+//! twice: for AVX2 (chosen at run time when the CPU has it) and portable. Both
+//! sum the same products in the same order (mul then add, no FMA), so they
+//! return the same bits.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+
+use crate::ann::Hits;
+use crate::error::{check_ids, check_len, Error, Result};
+
+/// The trainer's arrays, borrowed for [`IvfIndex::new`] (which copies them).
+#[derive(Debug, Clone, Copy)]
+pub struct IvfTables<'a> {
+    /// f32 `[nlist, ndim]`, row-major.
+    pub centroids: &'a [f32],
+    /// `nlist + 1` positions: list `l` holds `items[offsets[l]..offsets[l + 1]]`.
+    pub offsets: &'a [u32],
+    /// Every item row exactly once, list after list.
+    pub items: &'a [u32],
+    /// i8 `[len(items), ndim]`: the codes of `items`, in the same order.
+    pub codes: &'a [i8],
+    /// f32 `[ndim]`: a code `c` in dimension `d` stands for `c * scale[d]`.
+    pub scale: &'a [f32],
+}
+
+/// The lists and the codes, owned; the f32 embeddings for the exact re-score
+/// are passed to each search (the bundle's mapped table, not copied).
+#[derive(Debug, Clone)]
+pub struct IvfIndex {
+    ndim: usize,
+    nlist: usize,
+    centroids: Vec<f32>,
+    offsets: Vec<u32>,
+    items: Vec<u32>,
+    codes: Vec<i8>,
+    scale: Vec<f32>,
+}
+
+/// A (score, row or id) pair; the best first: score descending, then the
+/// smaller row or id (a total order, so every selection is deterministic).
+type Scored = (f32, u32);
+
+fn best_first(a: &Scored, b: &Scored) -> Ordering {
+    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+}
+
+/// Per-thread buffers reused across searches (no allocation per search once
+/// a thread has searched at its largest depth).
+#[derive(Default)]
+struct Scratch {
+    lists: Vec<Scored>,
+    hits: Vec<Scored>,
+    query: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl IvfIndex {
+    /// Checks the tables (shapes, offsets, every item once) and copies them.
+    pub fn new(tables: &IvfTables<'_>, ndim: usize) -> Result<Self> {
+        if ndim == 0 {
+            return Err(Error::InvalidValue {
+                what: "ndim",
+                reason: "must be >= 1, got 0".to_owned(),
+            });
+        }
+        let centroids = tables.centroids;
+        if centroids.is_empty() || centroids.len() % ndim != 0 {
+            return Err(Error::InvalidValue {
+                what: "centroids",
+                reason: format!(
+                    "{} values are not one or more rows of {ndim}",
+                    centroids.len()
+                ),
+            });
+        }
+        let nlist = centroids.len() / ndim;
+        let n = tables.items.len();
+        check_len("offsets", nlist + 1, tables.offsets.len())?;
+        check_offsets(tables.offsets, n)?;
+        check_len("codes", n * ndim, tables.codes.len())?;
+        check_len("scale", ndim, tables.scale.len())?;
+        if let Some(d) = tables.scale.iter().position(|s| !(s.is_finite() && *s >= 0.0)) {
+            return Err(Error::InvalidValue {
+                what: "scale",
+                reason: format!("scale[{d}] = {} is not a finite value >= 0", tables.scale[d]),
+            });
+        }
+        check_ids("items", tables.items, n)?;
+        let mut seen = vec![false; n];
+        for (index, &id) in tables.items.iter().enumerate() {
+            if std::mem::replace(&mut seen[id as usize], true) {
+                return Err(Error::InvalidValue {
+                    what: "items",
+                    reason: format!("items[{index}] = {id} is in the lists twice"),
+                });
+            }
+        }
+        Ok(Self {
+            ndim,
+            nlist,
+            centroids: centroids.to_vec(),
+            offsets: tables.offsets.to_vec(),
+            items: tables.items.to_vec(),
+            codes: tables.codes.to_vec(),
+            scale: tables.scale.to_vec(),
+        })
+    }
+
+    /// The `min(k, len)` best items for `query` by exact dot product with
+    /// their rows of `vectors` (f32 `[len, ndim]`), best first, ties by id.
+    /// `nprobe` lists are scanned (at most `nlist`; 0 is an error) and the
+    /// best `max(rescore, k)` approximate hits are re-scored exactly.
+    pub fn search(
+        &self,
+        query: &[f32],
+        vectors: &[f32],
+        k: usize,
+        nprobe: usize,
+        rescore: usize,
+    ) -> Result<Hits> {
+        check_len("vector", self.ndim, query.len())?;
+        check_len("vectors", self.items.len() * self.ndim, vectors.len())?;
+        if let Some(d) = query.iter().position(|x| !x.is_finite()) {
+            return Err(Error::InvalidValue {
+                what: "vector",
+                reason: format!("vector[{d}] = {} is not finite", query[d]),
+            });
+        }
+        if nprobe == 0 {
+            return Err(Error::InvalidValue {
+                what: "nprobe",
+                reason: "must be >= 1, got 0".to_owned(),
+            });
+        }
+        let k = k.min(self.items.len());
+        if k == 0 {
+            return Ok(Hits {
+                items: Vec::new(),
+                scores: Vec::new(),
+            });
+        }
+        let depth = Depth {
+            k,
+            nprobe: nprobe.min(self.nlist),
+            rescore: rescore.max(k),
+        };
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return Ok(unsafe { self.search_avx2(query, vectors, depth, scratch) });
+            }
+            Ok(self.search_with(query, vectors, depth, scratch))
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn search_avx2(
+        &self,
+        query: &[f32],
+        vectors: &[f32],
+        depth: Depth,
+        scratch: &mut Scratch,
+    ) -> Hits {
+        self.search_with(query, vectors, depth, scratch)
+    }
+
+    /// The search proper, inlined into each dispatch target.
+    #[inline(always)]
+    fn search_with(
+        &self,
+        query: &[f32],
+        vectors: &[f32],
+        depth: Depth,
+        scratch: &mut Scratch,
+    ) -> Hits {
+        let ndim = self.ndim;
+        let Scratch {
+            lists,
+            hits,
+            query: scaled,
+        } = scratch;
+        lists.clear();
+        for (l, row) in self.centroids.chunks_exact(ndim).enumerate() {
+            lists.push((dot(query, row, |x| x), l as u32));
+        }
+        select_best(lists, depth.nprobe);
+        scaled.clear();
+        scaled.extend(query.iter().zip(&self.scale).map(|(q, s)| q * s));
+        hits.clear();
+        for &(_, l) in lists.iter() {
+            let (start, end) = (
+                self.offsets[l as usize] as usize,
+                self.offsets[l as usize + 1] as usize,
+            );
+            let codes = &self.codes[start * ndim..end * ndim];
+            for (row, code) in (start..end).zip(codes.chunks_exact(ndim)) {
+                hits.push((dot(scaled, code, f32::from), row as u32));
+            }
+        }
+        select_best(hits, depth.rescore);
+        for hit in hits.iter_mut() {
+            let id = self.items[hit.1 as usize];
+            let row = &vectors[id as usize * ndim..(id as usize + 1) * ndim];
+            *hit = (dot(query, row, |x| x), id);
+        }
+        hits.sort_unstable_by(best_first);
+        hits.truncate(depth.k);
+        Hits {
+            items: hits.iter().map(|h| h.1).collect(),
+            scores: hits.iter().map(|h| h.0).collect(),
+        }
+    }
+
+    /// The number of items (every item is in one list).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.ndim
+    }
+
+    pub fn nlist(&self) -> usize {
+        self.nlist
+    }
+}
+
+/// A search's depths, already clamped: `k <= len`, `nprobe <= nlist`, `rescore >= k`.
+#[derive(Debug, Clone, Copy)]
+struct Depth {
+    k: usize,
+    nprobe: usize,
+    rescore: usize,
+}
+
+/// Keeps the `n` best of `scored` (in no particular order).
+fn select_best(scored: &mut Vec<Scored>, n: usize) {
+    if n < scored.len() {
+        scored.select_nth_unstable_by(n - 1, best_first);
+        scored.truncate(n);
+    }
+}
+
+fn check_offsets(offsets: &[u32], n: usize) -> Result<()> {
+    let bad = |reason: String| Err(Error::InvalidValue {
+        what: "offsets",
+        reason,
+    });
+    if offsets[0] != 0 {
+        return bad(format!("offsets[0] = {}, expected 0", offsets[0]));
+    }
+    if let Some(l) = offsets.windows(2).position(|w| w[1] < w[0]) {
+        return bad(format!(
+            "offsets[{}] = {} < offsets[{l}] = {}",
+            l + 1,
+            offsets[l + 1],
+            offsets[l]
+        ));
+    }
+    let last = offsets[offsets.len() - 1];
+    if last as usize != n {
+        return bad(format!("the last offset is {last}, expected {n} (the items)"));
+    }
+    Ok(())
+}
+
+const LANES: usize = 16;
+
+/// `sum(q[d] * f(x[d]))` with lane `d % 16` accumulating, the lanes summed
+/// pairwise (8 + 8, 4 + 4, ...): a fixed order the compiler vectorizes.
+#[inline(always)]
+fn dot<T: Copy>(q: &[f32], x: &[T], f: impl Fn(T) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (mut qs, mut xs) = (q.chunks_exact(LANES), x.chunks_exact(LANES));
+    for (a, b) in (&mut qs).zip(&mut xs) {
+        let (a, b): (&[f32; LANES], &[T; LANES]) = (
+            a.try_into().expect("chunks of LANES"),
+            b.try_into().expect("chunks of LANES"),
+        );
+        for l in 0..LANES {
+            acc[l] += a[l] * f(b[l]);
+        }
+    }
+    for (l, (a, b)) in qs.remainder().iter().zip(xs.remainder()).enumerate() {
+        acc[l] += a * f(*b);
+    }
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            acc[l] += acc[l + width];
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
+#[cfg(test)]
+#[path = "ivf_tests.rs"]
+mod tests;

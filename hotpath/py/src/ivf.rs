@@ -1,0 +1,145 @@
+//! `IvfIndex`: the trainer's inverted lists and codes, copied into the core
+//! with the GIL released; each search re-scores its best hits with the item
+//! embeddings the index was built with (the bundle's mapped array, held here
+//! and borrowed read-only per search, never copied).
+
+use std::mem::ManuallyDrop;
+
+use edgerank_core as core;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
+use pyo3::prelude::*;
+
+use crate::arrays::{vec1, View};
+use crate::detach::run_detached;
+use crate::errors::{layout_error, shape_error};
+
+#[pyclass(module = "hotpath._native", frozen)]
+pub struct IvfIndex {
+    /// Dropped on a thread of its own (see `Drop`).
+    inner: ManuallyDrop<core::IvfIndex>,
+    vectors: Py<PyArray2<f32>>,
+}
+
+impl Drop for IvfIndex {
+    /// Freeing the copied codes of a 1M-item catalog (about 70 MB) takes a few
+    /// ms that Python's deallocation would spend with the GIL held.
+    fn drop(&mut self) {
+        // SAFETY: `inner` is never used again: this is the value's drop.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        let spawned = std::thread::Builder::new()
+            .name("hotpath-ivf-drop".to_owned())
+            .spawn(move || drop(inner));
+        // Without a thread (resource exhaustion), `spawn`'s error path dropped it here.
+        drop(spawned);
+    }
+}
+
+type SearchOutput<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+
+fn count(py: Python<'_>, what: &str, value: i64) -> PyResult<usize> {
+    usize::try_from(value)
+        .map_err(|_| shape_error(py, format!("{what}: must be >= 0, got {value}")))
+}
+
+#[pymethods]
+impl IvfIndex {
+    /// The arrays are checked and borrowed read-only with the GIL held, then
+    /// checked (every item once) and copied with the GIL released.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        centroids: &Bound<'_, PyAny>,
+        offsets: &Bound<'_, PyAny>,
+        items: &Bound<'_, PyAny>,
+        codes: &Bound<'_, PyAny>,
+        scale: &Bound<'_, PyAny>,
+        vectors: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let centroids = View::<f32>::new(centroids, "centroids", 2)?;
+        let offsets = View::<u32>::new(offsets, "offsets", 1)?;
+        let items = View::<u32>::new(items, "items", 1)?;
+        let codes = View::<i8>::new(codes, "codes", 2)?;
+        let scale = View::<f32>::new(scale, "scale", 1)?;
+        // Checked like the others; kept, not copied.
+        let checked = View::<f32>::new(vectors, "vectors", 2)?;
+        let ndim = centroids.shape()[1];
+        let n = items.shape()[0];
+        for (name, shape) in [("codes", codes.shape()), ("vectors", checked.shape())] {
+            if shape != [n, ndim] {
+                return Err(shape_error(
+                    py,
+                    format!("{name}: expected shape [{n}, {ndim}] (items, centroids' columns), got {shape:?}"),
+                ));
+            }
+        }
+        let tables = core::IvfTables {
+            centroids: centroids.as_slice()?,
+            offsets: offsets.as_slice()?,
+            items: items.as_slice()?,
+            codes: codes.as_slice()?,
+            scale: scale.as_slice()?,
+        };
+        let inner = run_detached(py, || core::IvfIndex::new(&tables, ndim))?;
+        // The views (and their borrows) are dropped only here, after the copy.
+        drop((centroids, offsets, items, codes, scale, checked));
+        let vectors = vectors
+            .cast::<PyArray2<f32>>()
+            .map_err(|err| layout_error(py, format!("vectors: {err}")))?
+            .clone()
+            .unbind();
+        Ok(Self {
+            inner: ManuallyDrop::new(inner),
+            vectors,
+        })
+    }
+
+    /// The best `min(k, len)` items by exact dot product, best first.
+    #[pyo3(signature = (vector, k, *, nprobe, rescore))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        vector: &Bound<'py, PyAny>,
+        k: i64,
+        nprobe: i64,
+        rescore: i64,
+    ) -> PyResult<SearchOutput<'py>> {
+        let vector = vec1::<f32>(vector, "vector")?;
+        let k = count(py, "k", k)?;
+        let nprobe = count(py, "nprobe", nprobe)?;
+        let rescore = count(py, "rescore", rescore)?;
+        let vectors = self
+            .vectors
+            .bind(py)
+            .try_readonly()
+            .map_err(|err| layout_error(py, format!("vectors: {err}")))?;
+        let rows = vectors
+            .as_slice()
+            .map_err(|err| layout_error(py, format!("vectors: {err}")))?;
+        let inner = &self.inner;
+        let hits = run_detached(py, || inner.search(&vector, rows, k, nprobe, rescore))?;
+        Ok((hits.items.into_pyarray(py), hits.scores.into_pyarray(py)))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.inner.ndim()
+    }
+
+    #[getter]
+    fn nlist(&self) -> usize {
+        self.inner.nlist()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "IvfIndex(len={}, ndim={}, nlist={})",
+            self.inner.len(),
+            self.inner.ndim(),
+            self.inner.nlist()
+        )
+    }
+}
