@@ -43,6 +43,7 @@ from trainer import features as feature_defs
 from trainer.artifacts import view_index
 from trainer.bundle import BundleError
 from trainer.candidates import CandidateGenerator, ann_search, rank_scores
+from trainer.ivf import NPROBE, ivf_search
 from trainer.ranker_io import ranker_session
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ class LoadedBundle:
     popularity: dict[str, np.ndarray]  # list name -> u32 item indices, best first
     popularity_scores: dict[str, np.ndarray]  # list name -> f32 rank-based scores
     golden: list[dict[str, Any]]
-    index: hotpath.AnnIndex
+    index: hotpath.AnnIndex  # usearch: the session neighbours (item to item)
+    ivf: hotpath.IvfIndex  # the user retrieval
     session: ort.InferenceSession
     assembler: Any  # hotpath.Assembler
     candidates: CandidateGenerator  # ANN, session, trending, fresh; blended in Rust
@@ -192,8 +194,9 @@ class LoadedBundle:
         return len(self.manifest["feature_names"])
 
     @classmethod
-    def load(cls, path: Path, trust_marker: bool = True) -> LoadedBundle:
-        """Resolve, verify and load a bundle (a bundle dir or a root with LATEST).
+    def load(cls, path: Path, trust_marker: bool = True, nprobe: int = NPROBE) -> LoadedBundle:
+        """Resolve, verify and load a bundle (a bundle dir or a root with LATEST); the user retrieval scans
+        ``nprobe`` lists of the IVF index (``Settings.ivf_nprobe``).
 
         With ``trust_marker`` (the default), a bundle that the region's
         replicator verified (:func:`replicator.verified.check`: its marker matches
@@ -212,7 +215,7 @@ class LoadedBundle:
             bundle_format.verify_files(bundle_dir, manifest)
         seconds = {"verify": time.perf_counter() - t0}
         try:
-            bundle = cls._load_verified(bundle_dir, manifest, seconds)
+            bundle = cls._load_verified(bundle_dir, manifest, seconds, nprobe)
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e:
@@ -225,7 +228,9 @@ class LoadedBundle:
         return bundle
 
     @classmethod
-    def _load_verified(cls, bundle_dir: Path, manifest: dict[str, Any], seconds: dict[str, float]) -> LoadedBundle:
+    def _load_verified(
+        cls, bundle_dir: Path, manifest: dict[str, Any], seconds: dict[str, float], nprobe: int
+    ) -> LoadedBundle:
         t = time.perf_counter()
 
         def step(name: str) -> None:
@@ -278,6 +283,15 @@ class LoadedBundle:
         user_last_ts = npy("user_last_ts.npy", np.float64, (u,))
         indptr = npy("user_seen_indptr.npy", np.int64, (u + 1,))
         seen = npy("user_seen_items.npy", np.uint32, (None,))
+        # The IVF lists must be of these embeddings: the same dimension, every item once (IvfIndex checks).
+        centroids = npy("ivf_centroids.npy", np.float32, (None, dim))
+        ivf_tables = (
+            centroids,
+            npy("ivf_offsets.npy", np.uint32, (len(centroids) + 1,)),
+            npy("ivf_items.npy", np.uint32, (n,)),
+            npy("ivf_codes.npy", np.int8, (n, dim)),
+            npy("ivf_scale.npy", np.float32, (dim,)),
+        )
         counts = manifest.get("counts") or {}
         for key, actual in (("items", n), ("users", u)):
             if key in counts and int(counts[key]) != actual:
@@ -313,6 +327,12 @@ class LoadedBundle:
         # to 140 ms at 1M items, a stall of every request thread), at low priority: mapping and its key table.
         index = _low_priority(lambda: view_index(bundle_dir / "index.usearch", manifest["index"], dim, n))
         step("index")
+        # Checked (every item in one list) and copied off the GIL; the re-score reads the mapped item_emb.
+        try:
+            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, item_emb))
+        except hotpath.ShapeError as e:
+            raise fail(f"the IVF files do not fit item_emb: {e}") from e
+        step("ivf")
         session = ranker_session(bundle_dir / "ranker.onnx")
         step("ranker")
         rows_path = bundle_dir / "item_rows.npy"
@@ -358,10 +378,12 @@ class LoadedBundle:
             popularity_scores={name: rank_scores(len(a)) for name, a in popularity.items()},
             golden=list(golden),
             index=index,
+            ivf=ivf,
             session=session,
             assembler=assembler,
             # Searched with the GIL released, by any number of request threads at once.
             candidates=CandidateGenerator(
+                ivf_search(ivf, nprobe),
                 ann_search(index),
                 item_emb,
                 popularity.get("trending", _EMPTY_LIST),

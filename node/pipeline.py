@@ -137,8 +137,6 @@ class RankingPipeline:
         self.watchdog = Watchdog()
         self.warnings = LogLimiter(log, WARNING_INTERVAL_S)
         self.on_fallback: Callable[[str], None] | None = None
-        # Requests whose blend used up the first ANN search and searched again at full depth.
-        self.deepened = 0
         self._factory = feature_store_factory
         self._stores: dict[int, tuple[LoadedBundle, FeatureStore, FeatureStore]] = {}
         self._stores_lock = threading.Lock()
@@ -198,18 +196,17 @@ class RankingPipeline:
 
         gen, pool_size = bundle.candidates, query.pool_size
         excluded = np.concatenate([user.seen.astype(np.uint32, copy=False), exclude]) if len(exclude) else user.seen
-        depth = gen.first_depth(pool_size, len(excluded), self.quotas)
         if not deadline.fits(self.costs.estimate("retrieve") + self.costs.estimate("blend")):
             # Retrieval cannot be cancelled: measure it again off this request's path, once per interval.
             if self.probes.due("retrieve"):
-                self.probes.measure("retrieve", lambda: self._retrieve(bundle, user, pool_size, len(excluded), depth))
+                self.probes.measure("retrieve", lambda: self._retrieve(bundle, user, pool_size, len(excluded)))
             self._fallback("budget_retrieval")
             return self._popularity(bundle, query, exclude, timer, user)
         try:
             with self._stage(timer, "retrieve"):
                 if self.settings.drill_index_down:
                     raise RuntimeError("drill: the index is down (drill_index_down)")
-                sources = self._retrieve(bundle, user, pool_size, len(excluded), depth)
+                sources = self._retrieve(bundle, user, pool_size, len(excluded))
         except Exception as error:
             self.warnings.warning("retrieval", "retrieval failed; serving popularity", error)
             self._fallback("retrieval")
@@ -217,19 +214,6 @@ class RankingPipeline:
 
         with self._stage(timer, "blend"):
             pool = gen.blend(sources, excluded, pool_size)
-        full = gen.full_depth(pool_size, len(excluded))
-        # When the blend took every ANN hit it could, a deeper search gives the pool a full-depth search gives,
-        # if the deadline has room for it (else the pool stands, filled from the other sources).
-        if (
-            depth < full
-            and gen.ann_exhausted(sources, pool, excluded, depth)
-            and deadline.fits(self.costs.estimate("retrieve") * full / depth + self.costs.estimate("blend"))
-        ):
-            self.deepened += 1
-            with timer("retrieve"):
-                sources = gen.deepen(sources, user.embedding, full)
-            with timer("blend"):
-                pool = gen.blend(sources, excluded, pool_size)
         cand = _Candidates(pool.items, _SOURCE_CODES[pool.source], pool.score)
         if len(cand.items) == 0:
             return self._popularity(bundle, query, exclude, timer, user)
@@ -346,10 +330,10 @@ class RankingPipeline:
         found = [i for i in map(get, ids) if i is not None]
         return np.array(found, dtype=np.uint32)
 
-    def _retrieve(self, bundle: LoadedBundle, user: UserState, pool: int, n_exclude: int, depth: int) -> Sources:
-        """Candidate lists (items u32, scores f32, quota) in SOURCES order, ANN ``depth`` deep."""
+    def _retrieve(self, bundle: LoadedBundle, user: UserState, pool: int, n_exclude: int) -> Sources:
+        """Candidate lists (items u32, scores f32, quota) in SOURCES order."""
         recent = int(user.seen[-1]) if len(user.seen) else None
-        return bundle.candidates.sources(user.embedding, recent, n_exclude, pool, self.quotas, depth)
+        return bundle.candidates.sources(user.embedding, recent, n_exclude, pool, self.quotas)
 
     def _rerank(
         self,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from trainer.ivf import NPROBE as IVF_NPROBE
+
 ENV_PREFIX = "EDGERANK_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -55,6 +57,8 @@ class Settings:
     quota_fresh: float = 0.1
     # Neighbours of the user's latest item retrieved for session continuation.
     session_k: int = 50
+    # Lists of the IVF index the user retrieval scans (more: better recall, more time; BENCHMARKS.md, "IVF").
+    ivf_nprobe: int = IVF_NPROBE
     region: str = "local"
     # Replication (replicator/, which uses nats_url below, nats://127.0.0.1:4222 when
     # empty): the hub's JetStream domain, the public key bundles must be signed
@@ -146,6 +150,7 @@ class Settings:
             "max_num_results",
             "max_id_len",
             "max_events",
+            "ivf_nprobe",
         ):
             need(getattr(self, name) >= 1, name, "must be at least 1")
         for name in ("max_exclude_ids", "max_per_genre", "session_k", "keep_versions"):

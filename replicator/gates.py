@@ -65,7 +65,7 @@ def run_gates(bundle_dir: Path, champion: dict[str, Any] | None, config: GateCon
     space = manifest.get("embedding_space_id")
     if not space:
         raise GateRefused("embedding_space", "manifest has no embedding_space_id")
-    for name in ("item_emb.npy", "user_emb.npy"):
+    for name in ("item_emb.npy", "user_emb.npy", "ivf_centroids.npy", "ivf_codes.npy"):
         shape = np.load(bundle_dir / name, mmap_mode="r", allow_pickle=False).shape
         if len(shape) != 2 or shape[1] != dim:
             raise GateRefused("embedding_space", f"{name} has shape {shape}, embedding_dim is {dim}")

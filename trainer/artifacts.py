@@ -17,6 +17,8 @@ from trainer.candidates import CandidateGenerator, index_search
 from trainer.data import Catalog, Interactions
 from trainer.embeddings import EmbeddingConfig, fit_item_embeddings
 from trainer.features import item_features
+from trainer.ivf import Ivf, build_ivf, ivf_search
+from trainer.ivf import load as load_ivf
 from trainer.popularity import popularity_lists
 from trainer.rows import ItemTables
 
@@ -36,12 +38,15 @@ class IndexConfig:
 @dataclass
 class Artifacts:
     items: ItemTables
-    index: Index
+    index: Index  # usearch: the session neighbours
+    ivf: Ivf  # the user retrieval, searched as the node does (trainer.ivf defaults)
     lists: dict[str, np.ndarray]
     as_of: float
 
     def generator(self) -> CandidateGenerator:
-        return CandidateGenerator(index_search(self.index), self.items.emb, self.lists["trending"], self.lists["fresh"])
+        emb = self.items.emb
+        search = ivf_search(self.ivf.index(emb))
+        return CandidateGenerator(search, index_search(self.index), emb, self.lists["trending"], self.lists["fresh"])
 
 
 def build_index(item_emb: np.ndarray, config: IndexConfig, *, progress: bool = False) -> Index:
@@ -92,7 +97,8 @@ def build_artifacts(
         len(catalog), data.item, data.value, data.positive, data.timestamp, item_genre, catalog.years, as_of
     )
     tables = ItemTables(dense, emb, item_genre, first_ts, primary_genre(item_genre))
-    return Artifacts(tables, build_index(emb, index_config), popularity_lists(data, len(catalog), as_of), as_of)
+    lists = popularity_lists(data, len(catalog), as_of)
+    return Artifacts(tables, build_index(emb, index_config), build_ivf(emb), lists, as_of)
 
 
 def restore_index(path: Path, spec: dict[str, Any], dim: int, n_items: int) -> Index:
@@ -160,6 +166,7 @@ def load_artifacts(bundle_dir: Path, manifest: dict[str, Any]) -> Artifacts:
     return Artifacts(
         tables,
         index,
+        load_ivf(bundle_dir, mmap=False),
         {k: np.asarray(v, dtype=np.uint32) for k, v in lists.items()},
         float(manifest["training"]["as_of"]),
     )

@@ -12,7 +12,14 @@ size):
 ``ranker.onnx``            the quantized student; input ``features`` f32
                            [N, F], output ``score`` f32 [N]
 ``teacher.lgb.txt``        the LightGBM teacher the student was checked on
-``index.usearch``          usearch index over ``item_emb`` (keys = rows)
+``index.usearch``          usearch index over ``item_emb`` (keys = rows): session
+                           neighbours
+``ivf_centroids.npy``      f32 [nlist, D], the IVF index of ``item_emb``
+                           (:mod:`trainer.ivf`): the user retrieval
+``ivf_offsets.npy``        u32 [nlist + 1], list boundaries in ``ivf_items``
+``ivf_items.npy``          u32 [n_items], item rows, list after list
+``ivf_codes.npy``          i8 [n_items, D], their 8-bit codes
+``ivf_scale.npy``          f32 [D], a code's step per dimension
 ``item_ids.npy``           str [n_items], the catalog's item ids
 ``item_titles.json``       list of titles, for people
 ``item_dense.npy``         f32 [n_items, 5 + G], the item feature block
@@ -70,6 +77,11 @@ REQUIRED_FILES = (
     "ranker.onnx",
     "teacher.lgb.txt",
     "index.usearch",
+    "ivf_centroids.npy",
+    "ivf_offsets.npy",
+    "ivf_items.npy",
+    "ivf_codes.npy",
+    "ivf_scale.npy",
     "item_ids.npy",
     "item_titles.json",
     "item_dense.npy",

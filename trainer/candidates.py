@@ -2,22 +2,19 @@
 
 The ranker is trained on the very candidate pools the node will score, so
 both use :class:`CandidateGenerator`: ANN retrieval with the user's
-embedding, session continuation (neighbours of the most recent item), and
+embedding (the IVF index, :mod:`trainer.ivf`: deep searches cost about the
+same as shallow ones), session continuation (neighbours of the most recent
+item, from the usearch graph: shallow, and cached), and
 the trending and fresh lists, blended by the Rust :class:`hotpath.Blender`
 with per-source quotas, minus what the user has seen and what the request
 excludes.
 
-The ANN search is the costliest step, and its cost grows with its depth (the
-index searches with an expansion of at least the number of hits asked for).
-The blend takes ANN hits up to the ANN quota, then the other sources' quotas,
-and fills what is left from ANN first, so a search as deep as the whole pool
-(plus what may be excluded) is rarely used past its quota. The generator
-searches :meth:`CandidateGenerator.first_depth` first (the quota, a slack for
-the fill, the exclusions) and searches again at full depth only when the blend
-used up every ANN hit it could take (:meth:`CandidateGenerator.ann_exhausted`):
-the pool is the one a full-depth search gives, up to the index's own
-approximation. Session neighbours of an item are cached per generator (one
-bundle): popular items are many users' latest item.
+The ANN search goes as deep as the whole pool plus what may be excluded (the
+blend takes ANN hits up to the ANN quota, then the other sources' quotas, then
+fills from ANN first), in one search: the IVF index's cost barely grows with
+its depth (BENCHMARKS.md, "IVF"), so the shallow-first search that the graph
+index needed is gone. Session neighbours of an item are cached per generator
+(one bundle): popular items are many users' latest item.
 """
 
 from __future__ import annotations
@@ -40,8 +37,6 @@ Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 Sources = list[tuple[np.ndarray, np.ndarray, int]]
 _EMPTY_U32 = np.empty(0, np.uint32)
 _EMPTY_F32 = np.empty(0, np.float32)
-# The first ANN search goes this share of the pool past the ANN quota (the blend's fill is taken from ANN first).
-ANN_SLACK = 0.1
 # Items whose session neighbours a generator keeps (each about 0.6 KB).
 SESSION_CACHE_ITEMS = 32_768
 
@@ -101,21 +96,15 @@ def ann_search(index: hotpath.AnnIndex) -> Search:
     return search
 
 
-def member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
-    """``np.isin(values, of)`` by a binary search in ``of`` sorted: at the blend's sizes (tens of values in
-    hundreds) ``np.isin`` costs about 50 us a call in set machinery, this about 5 us."""
-    if len(of) == 0:
-        return np.zeros(len(values), dtype=bool)
-    ordered = np.sort(of)
-    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
-    return np.asarray(ordered[at] == values)
-
-
 class CandidateGenerator:
     """Built once per bundle; :meth:`sources` and :meth:`blend` run once per request."""
 
-    def __init__(self, search: Search, item_emb: np.ndarray, trending: np.ndarray, fresh: np.ndarray):
+    def __init__(
+        self, search: Search, neighbours: Search, item_emb: np.ndarray, trending: np.ndarray, fresh: np.ndarray
+    ):
+        """``search``: the user retrieval (the IVF index); ``neighbours``: item-to-item (the usearch graph)."""
         self.search = search
+        self.neighbours = neighbours
         self.item_emb = item_emb
         self.n_items = int(item_emb.shape[0])
         self.trending = np.ascontiguousarray(trending, dtype=np.uint32)
@@ -130,14 +119,8 @@ class CandidateGenerator:
         """The ANN depth that can fill the whole pool alone, whatever is excluded."""
         return pool_size + n_exclude
 
-    @staticmethod
-    def first_depth(pool_size: int, n_exclude: int, quotas: Quotas) -> int:
-        """The first ANN depth: its quota, a slack for the blend's fill, and what may be excluded."""
-        wanted = round(quotas.ann * pool_size) + math.ceil(ANN_SLACK * pool_size)
-        return min(pool_size, wanted) + n_exclude
-
     def _search_neighbours(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = self.search(self.item_emb[item], k)
+        items, scores = self.neighbours(self.item_emb[item], k)
         items.flags.writeable = False  # shared by every request whose latest item this is
         scores.flags.writeable = False
         return items, scores
@@ -149,12 +132,9 @@ class CandidateGenerator:
         n_exclude: int,
         pool_size: int,
         quotas: Quotas,
-        depth: int | None = None,
     ) -> Sources:
-        """Each source's ranked list and quota, in SOURCE_NAMES order; ANN searched ``depth`` deep (default
-        :meth:`full_depth`)."""
-        if depth is None:
-            depth = self.full_depth(pool_size, n_exclude)
+        """Each source's ranked list and quota, in SOURCE_NAMES order; ANN searched :meth:`full_depth` deep."""
+        depth = self.full_depth(pool_size, n_exclude)
         ann = self.search(user_emb, depth)
         if recent_item is not None and recent_item >= 0:
             session = self._neighbours(int(recent_item), quotas.session_neighbours + 1)
@@ -168,33 +148,9 @@ class CandidateGenerator:
             (fresh, self._fresh_scores[: len(fresh)], round(quotas.fresh * pool_size)),
         ]
 
-    def deepen(self, sources: Sources, user_emb: np.ndarray, depth: int) -> Sources:
-        """``sources`` with the ANN list searched again ``depth`` deep."""
-        return [(*self.search(user_emb, depth), sources[0][2]), *sources[1:]]
-
     def blend(self, sources: Sources, exclude: np.ndarray, pool_size: int) -> Pool:
         items, source, score = self.blender.blend(sources, np.ascontiguousarray(exclude, np.uint32), pool_size)
         return Pool(items, source, score)
-
-    def ann_exhausted(self, sources: Sources, pool: Pool, exclude: np.ndarray, depth: int) -> bool:
-        """Whether a deeper ANN search could change ``pool`` (blended from ``sources``, ANN ``depth`` deep).
-
-        The blend takes ANN hits in order, skipping the excluded and those already in the pool. If an ANN
-        hit is neither in the pool nor excluded, the blend never looked at it, so it never ran out of ANN
-        hits: a longer list would have blended the same pool.
-        """
-        ann = sources[0][0]
-        if depth >= self.n_items or len(ann) == 0:
-            return False
-        taken = np.flatnonzero(pool.source == 0)
-        after = 0
-        if len(taken):
-            last = np.flatnonzero(ann == pool.items[taken[-1]])
-            after = int(last[0]) + 1 if len(last) else 0
-        tail = ann[after:]
-        if len(tail) == 0:
-            return True
-        return bool(np.all(member(tail, pool.items) | member(tail, exclude)))
 
     def pool(
         self,
@@ -204,14 +160,8 @@ class CandidateGenerator:
         pool_size: int,
         quotas: Quotas | None = None,
     ) -> Pool:
-        quotas = quotas or Quotas()
-        depth = self.first_depth(pool_size, len(exclude), quotas)
-        srcs = self.sources(user_emb, recent_item, len(exclude), pool_size, quotas, depth)
-        blended = self.blend(srcs, exclude, pool_size)
-        full = self.full_depth(pool_size, len(exclude))
-        if depth < full and self.ann_exhausted(srcs, blended, exclude, depth):
-            blended = self.blend(self.deepen(srcs, user_emb, full), exclude, pool_size)
-        return blended
+        sources = self.sources(user_emb, recent_item, len(exclude), pool_size, quotas or Quotas())
+        return self.blend(sources, exclude, pool_size)
 
     def retrieve(self, user_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """ANN retrieval alone: (items u32, scores f32), best first."""

@@ -31,7 +31,7 @@ FILES = ("ivf_centroids.npy", "ivf_offsets.npy", "ivf_items.npy", "ivf_codes.npy
 
 # Search defaults, chosen on the 1M-item synthetic bundle (BENCHMARKS.md, "IVF"): the fewest lists that
 # match the graph search's recall at k = 420, and the approximate hits re-scored exactly per hit asked for.
-NPROBE = 24
+NPROBE = 40
 RESCORE = 2.0
 
 # Rows scored against the centroids at once (a chunk's score matrix is chunk x nlist floats).

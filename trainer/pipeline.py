@@ -211,6 +211,8 @@ def train(
             )
         save_teacher(booster, st.file("teacher.lgb.txt"))
         stage2.index.save(str(st.file("index.usearch")))
+        for name, array in stage2.ivf.arrays().items():
+            st.save_npy(name, array)
         tables = stage2.items
         st.save_npy("item_ids.npy", np.array(catalog.item_ids, dtype=str))
         st.save_json("item_titles.json", catalog.titles)

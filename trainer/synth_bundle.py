@@ -38,6 +38,7 @@ from trainer.embeddings import embedding_space_id
 from trainer.errors import GateFailed
 from trainer.features import context_vector, feature_names, item_features, schema_hash
 from trainer.index_tuning import tune_expansion
+from trainer.ivf import Ivf, build_ivf, ivf_search
 from trainer.metrics import grouped_ndcg
 from trainer.popularity import SURFACES, popularity_lists
 from trainer.ranker_io import onnx_scores, ranker_session
@@ -98,7 +99,7 @@ class _Phases:
         self._bar.close()
 
 
-PHASES = ("generate", "index", "ranker rows", "teacher", "student", "serving tables", "user tables", "recall", "write")
+PHASES = ("generate", "index", "ivf", "ranker rows", "teacher", "student", "serving tables", "user tables", "recall", "write")
 
 
 def _item_tables(data: Interactions, synth: LargeSynth) -> tuple[ItemTables, dict[str, np.ndarray], float]:
@@ -117,8 +118,14 @@ def _sample_users(data: Interactions, n: int, min_rows: int, rng: np.random.Gene
     return np.sort(rng.choice(eligible, size=min(n, len(eligible)), replace=False))
 
 
+def _generator(index: Index, lists_ivf: Ivf, tables: ItemTables, lists: dict[str, np.ndarray]) -> CandidateGenerator:
+    """The node's generator: the user retrieval from the IVF index, session neighbours from the graph."""
+    search = ivf_search(lists_ivf.index(tables.emb))
+    return CandidateGenerator(search, index_search(index), tables.emb, lists["trending"], lists["fresh"])
+
+
 def _ranker_rows(
-    synth: LargeSynth, index: Index, config: SynthBundleConfig, rng: np.random.Generator
+    synth: LargeSynth, index: Index, lists_ivf: Ivf, config: SynthBundleConfig, rng: np.random.Generator
 ) -> tuple[Rows, dict[str, Any]]:
     data = synth.interactions
     sampled = _sample_users(data, config.ranker_users, 5, rng)
@@ -132,7 +139,7 @@ def _ranker_rows(
     label_row = np.zeros(len(data), bool)
     label_row[np.flatnonzero(rows_mask)[tail]] = True
     tables, lists, _ = _item_tables(data.subset(~label_row), synth)
-    gen = CandidateGenerator(index_search(index), tables.emb, lists["trending"], lists["fresh"])
+    gen = _generator(index, lists_ivf, tables, lists)
     rows = build_rows(history, labels, tables, gen, config.pool_size, desc="ranker rows")
     info = {
         "ranker_users": len(sampled),
@@ -203,7 +210,8 @@ def build_synth_bundle(bundle_root: Path, config: SynthBundleConfig) -> SynthBui
     try:
         synth: LargeSynth = phases.run("generate", lambda: generate(config.data))
         index = phases.run("index", lambda: build_index(synth.item_emb, config.index, progress=True))
-        rows, sampled = phases.run("ranker rows", lambda: _ranker_rows(synth, index, config, rng))
+        lists_ivf = phases.run("ivf", lambda: build_ivf(synth.item_emb, progress=True))
+        rows, sampled = phases.run("ranker rows", lambda: _ranker_rows(synth, index, lists_ivf, config, rng))
         fit_rows, valid_rows = _split_groups(rows, config.valid_fraction, rng)
         booster = phases.run("teacher", lambda: train_teacher(fit_rows, valid_rows, names, config.teacher))
         t_fit = teacher_scores(booster, fit_rows.x)
@@ -242,7 +250,9 @@ def build_synth_bundle(bundle_root: Path, config: SynthBundleConfig) -> SynthBui
         }
         gate = phases.run(
             "write",
-            lambda: _write(bundle_root, manifest, synth, index, tables, lists, users, booster, mlp, valid_rows, config),
+            lambda: _write(
+                bundle_root, manifest, synth, (index, lists_ivf), tables, lists, users, booster, mlp, valid_rows, config
+            ),
         )
     finally:
         phases.close()
@@ -255,7 +265,7 @@ def _write(
     bundle_root: Path,
     manifest: dict[str, Any],
     synth: LargeSynth,
-    index: Index,
+    indexes: tuple[Index, Ivf],
     tables: ItemTables,
     lists: dict[str, np.ndarray],
     users: dict[str, np.ndarray],
@@ -286,7 +296,10 @@ def _write(
                 f"by more than {config.student_gate:.0%}; no bundle written"
             )
         save_teacher(booster, st.file("teacher.lgb.txt"))
+        index, lists_ivf = indexes
         index.save(str(st.file("index.usearch")))
+        for name, array in lists_ivf.arrays().items():
+            st.save_npy(name, array)
         st.save_npy("item_ids.npy", np.array(synth.catalog.item_ids, dtype=str))
         st.save_json("item_titles.json", synth.catalog.titles)
         st.save_npy("item_dense.npy", tables.dense)
@@ -298,7 +311,7 @@ def _write(
         for name, arr in users.items():
             st.save_npy(f"{name}.npy", arr)
         st.save_json("popularity.json", {"lists": {k: v.tolist() for k, v in lists.items()}})
-        gen = CandidateGenerator(index_search(index), tables.emb, lists["trending"], lists["fresh"])
+        gen = _generator(index, lists_ivf, tables, lists)
         as_of = float(manifest["training"]["as_of"])
         golden = _golden(tables, users, gen, st.file("ranker.onnx"), as_of, config.golden_users, config.golden_items)
         st.save_json("golden.json", golden)

@@ -15,6 +15,7 @@ import hotpath
 from hotpath import reference
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
+from trainer.ivf import build_ivf
 
 SURFACES = {"home": "global", "trending": "trending", "new": "fresh"}
 NOW = 1_700_000_000.0
@@ -163,6 +164,8 @@ def make_bundle(
         st.file("ranker.onnx").write_bytes(onnx_bytes)
         st.file("teacher.lgb.txt").write_text("synthetic bundle: no teacher\n")
         index.save(str(st.file("index.usearch")))
+        for name, array in build_ivf(item_emb).arrays().items():
+            st.save_npy(name, array)
         st.save_npy("item_ids.npy", item_ids)
         st.save_json("item_titles.json", [f"Title {k}" for k in range(n_items)])
         st.save_npy("item_dense.npy", item_dense)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -19,7 +20,9 @@ from node.bundle import LoadedBundle
 from node.server import Node
 from tests.node.conftest import node_settings
 from tests.node.synthetic_bundle import make_bundle
+from trainer import ivf
 from trainer.bundle import BundleError, resolve
+from trainer.ivf import load as load_ivf
 
 
 def copy_bundle(bundle_root: Path, tmp_path: Path) -> Path:
@@ -206,6 +209,47 @@ def test_a_format_1_bundle_is_refused(bundle_root: Path, tmp_path: Path) -> None
     edit_manifest(bundle_dir, format=2)  # relabelled but without the file: the missing file is named
     with pytest.raises(BundleError, match=r"manifest does not list item_rows\.npy"):
         LoadedBundle.load(bundle_dir)
+
+
+def _twice(items: np.ndarray) -> np.ndarray:
+    out = items.copy()
+    out[1] = out[0]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        ("ivf_codes.npy", lambda a: a[:, :-1].copy(), r"ivf_codes\.npy has shape"),
+        ("ivf_centroids.npy", lambda a: a[:, :-1].copy(), r"ivf_centroids\.npy has shape"),
+        ("ivf_offsets.npy", lambda a: a[:-1].copy(), r"ivf_offsets\.npy has shape"),
+        ("ivf_items.npy", _twice, "the IVF files do not fit item_emb: .*twice"),
+        ("ivf_scale.npy", lambda a: a.astype(np.float64), "ivf_scale.npy has dtype float64"),
+    ],
+)
+def test_ivf_files_that_do_not_fit_the_embeddings_are_refused(
+    bundle_root: Path, tmp_path: Path, name: str, edit: Callable[[np.ndarray], np.ndarray], message: str
+) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    rewrite_array(bundle_dir, name, edit(np.load(bundle_dir / name)))
+    with pytest.raises(BundleError, match=message):
+        LoadedBundle.load(bundle_dir)
+
+
+def test_the_user_retrieval_is_the_ivf_search_and_round_trips(bundle_root: Path) -> None:
+    """The loaded bundle's IVF index searches as the trainer's lists do (the NumPy reference), at the node's
+    nprobe, and its hits are scored exactly against item_emb."""
+    bundle = LoadedBundle.load(bundle_root, nprobe=3)
+    lists = load_ivf(bundle.path)
+    tables = (lists.centroids, lists.offsets, lists.items, lists.codes, lists.scale, bundle.item_emb)
+    for row in (0, 17, 299):
+        vector = np.ascontiguousarray(bundle.user_emb[row])
+        items, scores = bundle.candidates.retrieve(vector, 40)
+        k = 40
+        ref_items, ref_scores = reference.ivf_search(*tables, vector, k, 3, math.ceil(ivf.RESCORE * k))
+        np.testing.assert_array_equal(items, ref_items)
+        np.testing.assert_allclose(scores, bundle.item_emb[items] @ vector, rtol=0, atol=1e-5)
+    assert bundle.ivf.nlist == len(lists.centroids) and len(bundle.ivf) == bundle.n_items
 
 
 def test_unknown_surface_list_is_refused(bundle_root: Path, tmp_path: Path) -> None:

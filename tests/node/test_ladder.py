@@ -83,7 +83,7 @@ def test_broken_ranker_serves_retrieval_order(pipeline: RankingPipeline, bundle:
 
 def test_broken_retrieval_serves_popularity(pipeline: RankingPipeline, bundle: LoadedBundle) -> None:
     gen = bundle.candidates
-    broken_gen = CandidateGenerator(BrokenIndex().search, gen.item_emb, gen.trending, gen.fresh)
+    broken_gen = CandidateGenerator(BrokenIndex().search, gen.neighbours, gen.item_emb, gen.trending, gen.fresh)
     broken = dataclasses.replace(bundle, candidates=broken_gen)
     result = pipeline.rank(query(), broken)
     assert result.served_by == ServedBy.POPULARITY

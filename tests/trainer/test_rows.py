@@ -36,7 +36,8 @@ def test_the_user_block_of_a_row_has_the_session_before_the_row_time() -> None:
     items = tables()
     g = items.genre.shape[1]
     every = np.arange(12, dtype=np.uint32)
-    gen = CandidateGenerator(index_search(build_index(items.emb, IndexConfig(dtype="f32"))), items.emb, every, every)
+    search = index_search(build_index(items.emb, IndexConfig(dtype="f32")))
+    gen = CandidateGenerator(search, search, items.emb, every, every)
     # u0: an old interaction, two in the half hour before its first label; u1: nothing recent
     history = interactions(
         [

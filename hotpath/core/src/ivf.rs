@@ -167,7 +167,7 @@ impl IvfIndex {
                 // SAFETY: the CPU has AVX2 (checked just above).
                 return Ok(unsafe { self.search_avx2(query, vectors, depth, scratch) });
             }
-            Ok(self.search_with(query, vectors, depth, scratch))
+            Ok(self.search_with::<false>(query, vectors, depth, scratch))
         })
     }
 
@@ -180,12 +180,13 @@ impl IvfIndex {
         depth: Depth,
         scratch: &mut Scratch,
     ) -> Hits {
-        self.search_with(query, vectors, depth, scratch)
+        self.search_with::<true>(query, vectors, depth, scratch)
     }
 
-    /// The search proper, inlined into each dispatch target.
+    /// The search proper, inlined into each dispatch target; `AVX2` only when
+    /// the CPU has it (see `search`).
     #[inline(always)]
-    fn search_with(
+    fn search_with<const AVX2: bool>(
         &self,
         query: &[f32],
         vectors: &[f32],
@@ -200,7 +201,7 @@ impl IvfIndex {
         } = scratch;
         lists.clear();
         for (l, row) in self.centroids.chunks_exact(ndim).enumerate() {
-            lists.push((dot(query, row, |x| x), l as u32));
+            lists.push((dot::<AVX2, f32>(query, row), l as u32));
         }
         select_best(lists, depth.nprobe);
         scaled.clear();
@@ -213,14 +214,14 @@ impl IvfIndex {
             );
             let codes = &self.codes[start * ndim..end * ndim];
             for (row, code) in (start..end).zip(codes.chunks_exact(ndim)) {
-                hits.push((dot(scaled, code, f32::from), row as u32));
+                hits.push((dot::<AVX2, i8>(scaled, code), row as u32));
             }
         }
         select_best(hits, depth.rescore);
         for hit in hits.iter_mut() {
             let id = self.items[hit.1 as usize];
             let row = &vectors[id as usize * ndim..(id as usize + 1) * ndim];
-            *hit = (dot(query, row, |x| x), id);
+            *hit = (dot::<AVX2, f32>(query, row), id);
         }
         hits.sort_unstable_by(best_first);
         hits.truncate(depth.k);
@@ -289,23 +290,104 @@ fn check_offsets(offsets: &[u32], n: usize) -> Result<()> {
 
 const LANES: usize = 16;
 
-/// `sum(q[d] * f(x[d]))` with lane `d % 16` accumulating, the lanes summed
-/// pairwise (8 + 8, 4 + 4, ...): a fixed order the compiler vectorizes.
-#[inline(always)]
-fn dot<T: Copy>(q: &[f32], x: &[T], f: impl Fn(T) -> f32) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (mut qs, mut xs) = (q.chunks_exact(LANES), x.chunks_exact(LANES));
-    for (a, b) in (&mut qs).zip(&mut xs) {
-        let (a, b): (&[f32; LANES], &[T; LANES]) = (
-            a.try_into().expect("chunks of LANES"),
-            b.try_into().expect("chunks of LANES"),
-        );
-        for l in 0..LANES {
-            acc[l] += a[l] * f(b[l]);
-        }
+/// A stored value the dot products read: f32 as it is, i8 codes converted (exactly) to f32.
+trait Value: Copy {
+    fn float(self) -> f32;
+    /// The 16 lanes of `sum(q[d] * x[d])` over whole chunks of 16, with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn lanes_avx2(q: &[f32], x: &[Self]) -> [f32; LANES];
+}
+
+impl Value for f32 {
+    #[inline(always)]
+    fn float(self) -> f32 {
+        self
     }
-    for (l, (a, b)) in qs.remainder().iter().zip(xs.remainder()).enumerate() {
-        acc[l] += a * f(*b);
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn lanes_avx2(q: &[f32], x: &[f32]) -> [f32; LANES] {
+        use std::arch::x86_64::_mm256_loadu_ps;
+        lanes_with(q, x, |b| {
+            (
+                _mm256_loadu_ps(b.as_ptr()),
+                _mm256_loadu_ps(b.as_ptr().add(8)),
+            )
+        })
+    }
+}
+
+impl Value for i8 {
+    #[inline(always)]
+    fn float(self) -> f32 {
+        f32::from(self)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn lanes_avx2(q: &[f32], x: &[i8]) -> [f32; LANES] {
+        use std::arch::x86_64::{
+            _mm256_cvtepi32_ps, _mm256_cvtepi8_epi32, _mm_loadu_si128, _mm_unpackhi_epi64,
+        };
+        lanes_with(q, x, |b| {
+            let c = _mm_loadu_si128(b.as_ptr().cast());
+            (
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)),
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(c, c))),
+            )
+        })
+    }
+}
+
+/// Lanes 0-7 and 8-15 in two 256-bit registers; `load` gives a chunk's 16
+/// values as f32 (mul, then add: no FMA, so every lane rounds as in `dot`'s
+/// portable loop).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn lanes_with<T>(
+    q: &[f32],
+    x: &[T],
+    load: impl Fn(&[T]) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256),
+) -> [f32; LANES] {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for (a, b) in q.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
+        let (b_lo, b_hi) = load(b);
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr()), b_lo));
+        hi = _mm256_add_ps(hi, _mm256_mul_ps(_mm256_loadu_ps(a.as_ptr().add(8)), b_hi));
+    }
+    let mut out = [0.0f32; LANES];
+    _mm256_storeu_ps(out.as_mut_ptr(), lo);
+    _mm256_storeu_ps(out.as_mut_ptr().add(8), hi);
+    out
+}
+
+/// `sum(q[d] * x[d])` with lane `d % 16` accumulating, the lanes summed
+/// pairwise (8 + 8, 4 + 4, ...): a fixed order, the same with AVX2 (`AVX2`
+/// only when the CPU has it) as without.
+#[inline(always)]
+fn dot<const AVX2: bool, T: Value>(q: &[f32], x: &[T]) -> f32 {
+    let n = q.len().min(x.len());
+    let body = n - n % LANES;
+    #[cfg(target_arch = "x86_64")]
+    let mut acc = if AVX2 {
+        // SAFETY: `AVX2` is only true when the CPU has AVX2 (see `IvfIndex::search`).
+        unsafe { T::lanes_avx2(&q[..body], &x[..body]) }
+    } else {
+        lanes(&q[..body], &x[..body])
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let mut acc = lanes(&q[..body], &x[..body]);
+    for (l, (a, b)) in q[body..n].iter().zip(&x[body..n]).enumerate() {
+        acc[l] += a * b.float();
     }
     let mut width = LANES / 2;
     while width > 0 {
@@ -315,6 +397,18 @@ fn dot<T: Copy>(q: &[f32], x: &[T], f: impl Fn(T) -> f32) -> f32 {
         width /= 2;
     }
     acc[0]
+}
+
+/// The portable lanes: lane `l` accumulates the products `l, l + 16, ...`.
+#[inline(always)]
+fn lanes<T: Value>(q: &[f32], x: &[T]) -> [f32; LANES] {
+    let mut acc = [0.0f32; LANES];
+    for (a, b) in q.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += a[l] * b[l].float();
+        }
+    }
+    acc
 }
 
 #[cfg(test)]

@@ -175,7 +175,7 @@ fn the_avx2_and_portable_paths_return_the_same_bits() {
     for salt in 30..40 {
         let query = values(DIM, salt);
         let mut scratch = Scratch::default();
-        let portable = index.search_with(&query, &f.vectors, depth, &mut scratch);
+        let portable = index.search_with::<false>(&query, &f.vectors, depth, &mut scratch);
         // SAFETY: checked above.
         let avx2 = unsafe { index.search_avx2(&query, &f.vectors, depth, &mut scratch) };
         assert_eq!(portable, avx2);
