@@ -171,8 +171,8 @@ class IvfIndex:
     ) -> Self:
         """Check and copy the lists (``centroids`` [nlist, D], ``offsets`` [nlist + 1], ``items`` [n] with every
         row of ``vectors`` exactly once, ``codes`` [n, D] in ``items`` order, ``scale`` [D]); ``vectors``
-        [n, D] is kept, not copied, for the exact re-score (do not write to it). ``ShapeError`` names the
-        array that is wrong."""
+        [n, S >= D], whose rows begin with the embeddings (the embeddings, or the packed item rows), is kept,
+        not copied, for the exact re-score (do not write to it). ``ShapeError`` names the array that is wrong."""
     def search(
         self, vector: npt.NDArray[np.float32], k: int, *, nprobe: int, rescore: int
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]:

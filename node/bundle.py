@@ -327,12 +327,6 @@ class LoadedBundle:
         # to 140 ms at 1M items, a stall of every request thread), at low priority: mapping and its key table.
         index = _low_priority(lambda: view_index(bundle_dir / "index.usearch", manifest["index"], dim, n))
         step("index")
-        # Checked (every item in one list) and copied off the GIL; the re-score reads the mapped item_emb.
-        try:
-            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, item_emb))
-        except hotpath.ShapeError as e:
-            raise fail(f"the IVF files do not fit item_emb: {e}") from e
-        step("ivf")
         session = ranker_session(bundle_dir / "ranker.onnx")
         step("ranker")
         rows_path = bundle_dir / "item_rows.npy"
@@ -350,8 +344,16 @@ class LoadedBundle:
             raise fail(f"item_rows.npy has {assembler.n_items} rows for {n} items")
         # The embeddings as the first `dim` floats of each packed row (numpy's own map of the same file: the
         # same page-cache pages as the assembler's).
-        item_emb = mapped("item_rows.npy")[:, :dim]
+        item_rows = mapped("item_rows.npy")
+        item_emb = item_rows[:, :dim]
         step("tables")
+        # Checked (every item in one list) and copied off the GIL; the re-score reads the embeddings from the
+        # mapped item rows (their first `dim` floats).
+        try:
+            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, item_rows))
+        except hotpath.ShapeError as e:
+            raise fail(f"the IVF files do not fit the item embeddings: {e}") from e
+        step("ivf")
         # The mapped files' pages faulted in now, not by the first requests on this version.
         _low_priority(lambda: prefault(bundle_dir))
         step("prefault")

@@ -37,7 +37,9 @@ pub struct IvfTables<'a> {
 }
 
 /// The lists and the codes, owned; the f32 embeddings for the exact re-score
-/// are passed to each search (the bundle's mapped table, not copied).
+/// are passed to each search (the bundle's mapped table, not copied): item
+/// `i`'s embedding is the first `ndim` values of row `i` of a table whose rows
+/// are `stride >= ndim` values long (the packed item rows, or the embeddings).
 #[derive(Debug, Clone)]
 pub struct IvfIndex {
     ndim: usize,
@@ -123,19 +125,27 @@ impl IvfIndex {
     }
 
     /// The `min(k, len)` best items for `query` by exact dot product with
-    /// their rows of `vectors` (f32 `[len, ndim]`), best first, ties by id.
+    /// the first `ndim` values of their rows of `vectors` (f32 `[len, stride]`),
+    /// best first, ties by id.
     /// `nprobe` lists are scanned (at most `nlist`; 0 is an error) and the
     /// best `max(rescore, k)` approximate hits are re-scored exactly.
     pub fn search(
         &self,
         query: &[f32],
         vectors: &[f32],
+        stride: usize,
         k: usize,
         nprobe: usize,
         rescore: usize,
     ) -> Result<Hits> {
         check_len("vector", self.ndim, query.len())?;
-        check_len("vectors", self.items.len() * self.ndim, vectors.len())?;
+        if stride < self.ndim {
+            return Err(Error::InvalidValue {
+                what: "stride",
+                reason: format!("rows of {stride} values cannot hold {} dimensions", self.ndim),
+            });
+        }
+        check_len("vectors", self.items.len() * stride, vectors.len())?;
         if let Some(d) = query.iter().position(|x| !x.is_finite()) {
             return Err(Error::InvalidValue {
                 what: "vector",
@@ -156,6 +166,7 @@ impl IvfIndex {
             });
         }
         let depth = Depth {
+            stride,
             k,
             nprobe: nprobe.min(self.nlist),
             rescore: rescore.max(k),
@@ -220,7 +231,8 @@ impl IvfIndex {
         select_best(hits, depth.rescore);
         for hit in hits.iter_mut() {
             let id = self.items[hit.1 as usize];
-            let row = &vectors[id as usize * ndim..(id as usize + 1) * ndim];
+            let start = id as usize * depth.stride;
+            let row = &vectors[start..start + ndim];
             *hit = (dot::<AVX2, f32>(query, row), id);
         }
         hits.sort_unstable_by(best_first);
@@ -249,9 +261,10 @@ impl IvfIndex {
     }
 }
 
-/// A search's depths, already clamped: `k <= len`, `nprobe <= nlist`, `rescore >= k`.
+/// A search's row stride and depths, already clamped: `k <= len`, `nprobe <= nlist`, `rescore >= k`.
 #[derive(Debug, Clone, Copy)]
 struct Depth {
+    stride: usize,
     k: usize,
     nprobe: usize,
     rescore: usize,

@@ -91,7 +91,7 @@ fn every_list_and_every_item_rescored_is_an_exact_search() {
     let all: Vec<u32> = (0..N as u32).collect();
     for salt in 10..20 {
         let query = values(DIM, salt);
-        let hits = index.search(&query, &f.vectors, 40, NLIST, N).unwrap();
+        let hits = index.search(&query, &f.vectors, DIM, 40, NLIST, N).unwrap();
         assert_eq!(hits.items, brute_force(&f, &query, &all, 40));
         for (&item, &score) in hits.items.iter().zip(&hits.scores) {
             let exact = exact_dot(&query, &f.vectors[item as usize * DIM..][..DIM]);
@@ -116,7 +116,7 @@ fn one_probe_searches_the_list_of_the_best_centroid_only() {
         })
         .unwrap();
     let list: Vec<u32> = (0..N as u32).filter(|&i| i as usize % NLIST == best).collect();
-    let hits = index.search(&query, &f.vectors, 10, 1, N).unwrap();
+    let hits = index.search(&query, &f.vectors, DIM, 10, 1, N).unwrap();
     assert_eq!(hits.items, brute_force(&f, &query, &list, 10));
 }
 
@@ -126,7 +126,7 @@ fn a_short_rescore_still_returns_k_hits_scored_exactly() {
     let index = f.index();
     let query = values(DIM, 4);
     // rescore below k is raised to k.
-    let hits = index.search(&query, &f.vectors, 25, NLIST, 5).unwrap();
+    let hits = index.search(&query, &f.vectors, DIM, 25, NLIST, 5).unwrap();
     assert_eq!(hits.items.len(), 25);
     for (&item, &score) in hits.items.iter().zip(&hits.scores) {
         let exact = exact_dot(&query, &f.vectors[item as usize * DIM..][..DIM]);
@@ -139,8 +139,8 @@ fn k_is_clamped_to_the_catalog_and_zero_is_empty() {
     let f = Fixture::new();
     let index = f.index();
     let query = values(DIM, 5);
-    assert_eq!(index.search(&query, &f.vectors, 0, 3, 0).unwrap().items.len(), 0);
-    let all = index.search(&query, &f.vectors, N + 50, NLIST + 9, 0).unwrap();
+    assert_eq!(index.search(&query, &f.vectors, DIM, 0, 3, 0).unwrap().items.len(), 0);
+    let all = index.search(&query, &f.vectors, DIM, N + 50, NLIST + 9, 0).unwrap();
     let mut items = all.items.clone();
     items.sort_unstable();
     assert_eq!(items, (0..N as u32).collect::<Vec<_>>());
@@ -155,7 +155,7 @@ fn equal_scores_are_ordered_by_item_id() {
         f.vectors[i * DIM..(i + 1) * DIM].copy_from_slice(&row);
     }
     let index = f.index();
-    let hits = index.search(&row, &f.vectors, 4, NLIST, N).unwrap();
+    let hits = index.search(&row, &f.vectors, DIM, 4, NLIST, N).unwrap();
     assert_eq!(hits.items, vec![5, 12, 40, 299]);
 }
 
@@ -168,6 +168,7 @@ fn the_avx2_and_portable_paths_return_the_same_bits() {
     let f = Fixture::new();
     let index = f.index();
     let depth = Depth {
+        stride: DIM,
         k: 30,
         nprobe: 3,
         rescore: 60,
@@ -217,10 +218,25 @@ fn bad_searches_are_rejected_naming_the_argument() {
         Err(Error::Length { what, .. }) | Err(Error::InvalidValue { what, .. }) => what,
         other => panic!("unexpected {other:?}"),
     };
-    assert_eq!(what(index.search(&query[1..], &f.vectors, 5, 2, 10)), "vector");
-    assert_eq!(what(index.search(&query, &f.vectors[DIM..], 5, 2, 10)), "vectors");
-    assert_eq!(what(index.search(&query, &f.vectors, 5, 0, 10)), "nprobe");
+    assert_eq!(what(index.search(&query[1..], &f.vectors, DIM, 5, 2, 10)), "vector");
+    assert_eq!(what(index.search(&query, &f.vectors[DIM..], DIM, 5, 2, 10)), "vectors");
+    assert_eq!(what(index.search(&query, &f.vectors, DIM, 5, 0, 10)), "nprobe");
     let mut nan = query.clone();
     nan[2] = f32::NAN;
-    assert_eq!(what(index.search(&nan, &f.vectors, 5, 2, 10)), "vector");
+    assert_eq!(what(index.search(&nan, &f.vectors, DIM, 5, 2, 10)), "vector");
+    assert_eq!(what(index.search(&query, &f.vectors, DIM - 1, 5, 2, 10)), "stride");
+}
+
+#[test]
+fn rows_longer_than_the_embedding_are_read_by_their_first_ndim_values() {
+    let f = Fixture::new();
+    let index = f.index();
+    let stride = DIM + 5;
+    let mut packed = vec![9.0f32; N * stride];
+    for i in 0..N {
+        packed[i * stride..i * stride + DIM].copy_from_slice(&f.vectors[i * DIM..(i + 1) * DIM]);
+    }
+    let query = values(DIM, 7);
+    let plain = index.search(&query, &f.vectors, DIM, 20, 4, 50).unwrap();
+    assert_eq!(index.search(&query, &packed, stride, 20, 4, 50).unwrap(), plain);
 }

@@ -1,7 +1,8 @@
 //! `IvfIndex`: the trainer's inverted lists and codes, copied into the core
 //! with the GIL released; each search re-scores its best hits with the item
-//! embeddings the index was built with (the bundle's mapped array, held here
-//! and borrowed read-only per search, never copied).
+//! embeddings the index was built with: the first `ndim` columns of a 2-D f32
+//! array (the embeddings, or the bundle's mapped packed item rows), held here
+//! and borrowed read-only per search, never copied.
 
 use std::mem::ManuallyDrop;
 
@@ -18,6 +19,8 @@ pub struct IvfIndex {
     /// Dropped on a thread of its own (see `Drop`).
     inner: ManuallyDrop<core::IvfIndex>,
     vectors: Py<PyArray2<f32>>,
+    /// The row length of `vectors` (at least `ndim`).
+    stride: usize,
 }
 
 impl Drop for IvfIndex {
@@ -64,13 +67,24 @@ impl IvfIndex {
         let checked = View::<f32>::new(vectors, "vectors", 2)?;
         let ndim = centroids.shape()[1];
         let n = items.shape()[0];
-        for (name, shape) in [("codes", codes.shape()), ("vectors", checked.shape())] {
-            if shape != [n, ndim] {
-                return Err(shape_error(
-                    py,
-                    format!("{name}: expected shape [{n}, {ndim}] (items, centroids' columns), got {shape:?}"),
-                ));
-            }
+        let stride = checked.shape()[1];
+        if codes.shape() != [n, ndim] {
+            return Err(shape_error(
+                py,
+                format!(
+                    "codes: expected shape [{n}, {ndim}] (items, centroids' columns), got {:?}",
+                    codes.shape()
+                ),
+            ));
+        }
+        if checked.shape()[0] != n || stride < ndim {
+            return Err(shape_error(
+                py,
+                format!(
+                    "vectors: expected {n} rows (the items) of at least {ndim} values, got shape {:?}",
+                    checked.shape()
+                ),
+            ));
         }
         let tables = core::IvfTables {
             centroids: centroids.as_slice()?,
@@ -90,6 +104,7 @@ impl IvfIndex {
         Ok(Self {
             inner: ManuallyDrop::new(inner),
             vectors,
+            stride,
         })
     }
 
@@ -115,8 +130,10 @@ impl IvfIndex {
         let rows = vectors
             .as_slice()
             .map_err(|err| layout_error(py, format!("vectors: {err}")))?;
-        let inner = &self.inner;
-        let hits = run_detached(py, || inner.search(&vector, rows, k, nprobe, rescore))?;
+        let (inner, stride) = (&self.inner, self.stride);
+        let hits = run_detached(py, || {
+            inner.search(&vector, rows, stride, k, nprobe, rescore)
+        })?;
         Ok((hits.items.into_pyarray(py), hits.scores.into_pyarray(py)))
     }
 
