@@ -118,11 +118,13 @@ def run(
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = ["| k | search | recall@k | us median | us p99 | CPU us median |", "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| k | search | recall@k | us median | us p99 | CPU us median |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
     for r in result["rows"]:
-        lines.append(
-            f"| {r['k']} | {r['search']} | {r['recall@k']:.4f} | {r['us_median']} | {r['us_p99']} | {r['cpu_us_median']} |"
-        )
+        cells = (r["k"], r["search"], f"{r['recall@k']:.4f}", r["us_median"], r["us_p99"], r["cpu_us_median"])
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 

@@ -20,7 +20,6 @@ index needed is gone. Session neighbours of an item are cached per generator
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass

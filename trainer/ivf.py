@@ -72,8 +72,7 @@ def nlist_for(n_items: int) -> int:
 
 def load(bundle_dir: Path, mmap: bool = True) -> Ivf:
     """A bundle's IVF files, memory-mapped read-only by default."""
-    mode = "r" if mmap else None
-    arrays = [np.load(bundle_dir / name, mmap_mode=mode, allow_pickle=False) for name in FILES]
+    arrays = [np.load(bundle_dir / name, mmap_mode="r" if mmap else None, allow_pickle=False) for name in FILES]
     return Ivf(*arrays)
 
 
@@ -131,9 +130,7 @@ def _assign(rows: np.ndarray, centroids: np.ndarray, progress: bool, desc: str) 
     return out
 
 
-def ivf_search(
-    index: hotpath.IvfIndex, nprobe: int = NPROBE, rescore: float = RESCORE
-) -> Search:
+def ivf_search(index: hotpath.IvfIndex, nprobe: int = NPROBE, rescore: float = RESCORE) -> Search:
     """``search(vector, k) -> (items u32, scores f32)`` (exact dot products, best first), as
     :func:`trainer.candidates.ann_search`, over the IVF index: ``nprobe`` lists, ``ceil(rescore * k)``
     approximate hits re-scored exactly."""

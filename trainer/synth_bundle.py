@@ -99,7 +99,18 @@ class _Phases:
         self._bar.close()
 
 
-PHASES = ("generate", "index", "ivf", "ranker rows", "teacher", "student", "serving tables", "user tables", "recall", "write")
+PHASES = (
+    "generate",
+    "index",
+    "ivf",
+    "ranker rows",
+    "teacher",
+    "student",
+    "serving tables",
+    "user tables",
+    "recall",
+    "write",
+)
 
 
 def _item_tables(data: Interactions, synth: LargeSynth) -> tuple[ItemTables, dict[str, np.ndarray], float]:

@@ -241,13 +241,15 @@ def test_the_user_retrieval_is_the_ivf_search_and_round_trips(bundle_root: Path)
     nprobe, and its hits are scored exactly against item_emb."""
     bundle = LoadedBundle.load(bundle_root, nprobe=3)
     lists = load_ivf(bundle.path)
-    tables = (lists.centroids, lists.offsets, lists.items, lists.codes, lists.scale, np.load(bundle.path / "item_emb.npy"))
+    emb = np.load(bundle.path / "item_emb.npy")
+    tables = (lists.centroids, lists.offsets, lists.items, lists.codes, lists.scale, emb)
     for row in (0, 17, 299):
         vector = np.ascontiguousarray(bundle.user_emb[row])
         items, scores = bundle.candidates.retrieve(vector, 40)
         k = 40
         ref_items, ref_scores = reference.ivf_search(*tables, vector, k, 3, math.ceil(ivf.RESCORE * k))
         np.testing.assert_array_equal(items, ref_items)
+        np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=1e-5)
         np.testing.assert_allclose(scores, bundle.item_emb[items] @ vector, rtol=0, atol=1e-5)
     assert bundle.ivf.nlist == len(lists.centroids) and len(bundle.ivf) == bundle.n_items
 

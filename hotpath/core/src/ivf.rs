@@ -97,10 +97,17 @@ impl IvfIndex {
         check_offsets(tables.offsets, n)?;
         check_len("codes", n * ndim, tables.codes.len())?;
         check_len("scale", ndim, tables.scale.len())?;
-        if let Some(d) = tables.scale.iter().position(|s| !(s.is_finite() && *s >= 0.0)) {
+        if let Some(d) = tables
+            .scale
+            .iter()
+            .position(|s| !(s.is_finite() && *s >= 0.0))
+        {
             return Err(Error::InvalidValue {
                 what: "scale",
-                reason: format!("scale[{d}] = {} is not a finite value >= 0", tables.scale[d]),
+                reason: format!(
+                    "scale[{d}] = {} is not a finite value >= 0",
+                    tables.scale[d]
+                ),
             });
         }
         check_ids("items", tables.items, n)?;
@@ -142,7 +149,10 @@ impl IvfIndex {
         if stride < self.ndim {
             return Err(Error::InvalidValue {
                 what: "stride",
-                reason: format!("rows of {stride} values cannot hold {} dimensions", self.ndim),
+                reason: format!(
+                    "rows of {stride} values cannot hold {} dimensions",
+                    self.ndim
+                ),
             });
         }
         check_len("vectors", self.items.len() * stride, vectors.len())?;
@@ -279,10 +289,12 @@ fn select_best(scored: &mut Vec<Scored>, n: usize) {
 }
 
 fn check_offsets(offsets: &[u32], n: usize) -> Result<()> {
-    let bad = |reason: String| Err(Error::InvalidValue {
-        what: "offsets",
-        reason,
-    });
+    let bad = |reason: String| {
+        Err(Error::InvalidValue {
+            what: "offsets",
+            reason,
+        })
+    };
     if offsets[0] != 0 {
         return bad(format!("offsets[0] = {}, expected 0", offsets[0]));
     }
@@ -296,7 +308,9 @@ fn check_offsets(offsets: &[u32], n: usize) -> Result<()> {
     }
     let last = offsets[offsets.len() - 1];
     if last as usize != n {
-        return bad(format!("the last offset is {last}, expected {n} (the items)"));
+        return bad(format!(
+            "the last offset is {last}, expected {n} (the items)"
+        ));
     }
     Ok(())
 }

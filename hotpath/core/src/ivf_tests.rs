@@ -34,10 +34,17 @@ impl Fixture {
         items.sort_by_key(|&i| (i as usize % NLIST, i));
         let mut offsets = vec![0u32];
         for l in 0..NLIST {
-            offsets.push(offsets[l] + items.iter().filter(|&&i| i as usize % NLIST == l).count() as u32);
+            offsets.push(
+                offsets[l] + items.iter().filter(|&&i| i as usize % NLIST == l).count() as u32,
+            );
         }
         let scale: Vec<f32> = (0..DIM)
-            .map(|d| (0..N).map(|i| vectors[i * DIM + d].abs()).fold(0.0, f32::max) / 127.0)
+            .map(|d| {
+                (0..N)
+                    .map(|i| vectors[i * DIM + d].abs())
+                    .fold(0.0, f32::max)
+                    / 127.0
+            })
             .collect();
         let codes = items
             .iter()
@@ -70,7 +77,10 @@ impl Fixture {
 }
 
 fn exact_dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum()
 }
 
 /// The exact top `k` of `candidates` by f64 dot product, ties by id.
@@ -95,7 +105,10 @@ fn every_list_and_every_item_rescored_is_an_exact_search() {
         assert_eq!(hits.items, brute_force(&f, &query, &all, 40));
         for (&item, &score) in hits.items.iter().zip(&hits.scores) {
             let exact = exact_dot(&query, &f.vectors[item as usize * DIM..][..DIM]);
-            assert!((f64::from(score) - exact).abs() < 1e-5, "{score} vs {exact}");
+            assert!(
+                (f64::from(score) - exact).abs() < 1e-5,
+                "{score} vs {exact}"
+            );
         }
         assert!(hits.scores.windows(2).all(|w| w[0] >= w[1]));
     }
@@ -115,7 +128,9 @@ fn one_probe_searches_the_list_of_the_best_centroid_only() {
             sa.total_cmp(&sb)
         })
         .unwrap();
-    let list: Vec<u32> = (0..N as u32).filter(|&i| i as usize % NLIST == best).collect();
+    let list: Vec<u32> = (0..N as u32)
+        .filter(|&i| i as usize % NLIST == best)
+        .collect();
     let hits = index.search(&query, &f.vectors, DIM, 10, 1, N).unwrap();
     assert_eq!(hits.items, brute_force(&f, &query, &list, 10));
 }
@@ -139,8 +154,17 @@ fn k_is_clamped_to_the_catalog_and_zero_is_empty() {
     let f = Fixture::new();
     let index = f.index();
     let query = values(DIM, 5);
-    assert_eq!(index.search(&query, &f.vectors, DIM, 0, 3, 0).unwrap().items.len(), 0);
-    let all = index.search(&query, &f.vectors, DIM, N + 50, NLIST + 9, 0).unwrap();
+    assert_eq!(
+        index
+            .search(&query, &f.vectors, DIM, 0, 3, 0)
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    let all = index
+        .search(&query, &f.vectors, DIM, N + 50, NLIST + 9, 0)
+        .unwrap();
     let mut items = all.items.clone();
     items.sort_unstable();
     assert_eq!(items, (0..N as u32).collect::<Vec<_>>());
@@ -192,21 +216,93 @@ fn bad_tables_are_rejected_naming_the_array() {
         other => panic!("unexpected {other:?}"),
     };
     assert_eq!(what(f.tables(), 0), "ndim");
-    assert_eq!(what(IvfTables { centroids: &f.centroids[1..], ..f.tables() }, DIM), "centroids");
-    assert_eq!(what(IvfTables { offsets: &f.offsets[1..], ..f.tables() }, DIM), "offsets");
+    assert_eq!(
+        what(
+            IvfTables {
+                centroids: &f.centroids[1..],
+                ..f.tables()
+            },
+            DIM
+        ),
+        "centroids"
+    );
+    assert_eq!(
+        what(
+            IvfTables {
+                offsets: &f.offsets[1..],
+                ..f.tables()
+            },
+            DIM
+        ),
+        "offsets"
+    );
     let mut offsets = f.offsets.clone();
     offsets.swap(2, 3);
-    assert_eq!(what(IvfTables { offsets: &offsets, ..f.tables() }, DIM), "offsets");
-    assert_eq!(what(IvfTables { codes: &f.codes[1..], ..f.tables() }, DIM), "codes");
-    assert_eq!(what(IvfTables { scale: &f.scale[1..], ..f.tables() }, DIM), "scale");
+    assert_eq!(
+        what(
+            IvfTables {
+                offsets: &offsets,
+                ..f.tables()
+            },
+            DIM
+        ),
+        "offsets"
+    );
+    assert_eq!(
+        what(
+            IvfTables {
+                codes: &f.codes[1..],
+                ..f.tables()
+            },
+            DIM
+        ),
+        "codes"
+    );
+    assert_eq!(
+        what(
+            IvfTables {
+                scale: &f.scale[1..],
+                ..f.tables()
+            },
+            DIM
+        ),
+        "scale"
+    );
     let mut scale = f.scale.clone();
     scale[3] = f32::NAN;
-    assert_eq!(what(IvfTables { scale: &scale, ..f.tables() }, DIM), "scale");
+    assert_eq!(
+        what(
+            IvfTables {
+                scale: &scale,
+                ..f.tables()
+            },
+            DIM
+        ),
+        "scale"
+    );
     let mut items = f.items.clone();
     items[7] = N as u32;
-    assert_eq!(what(IvfTables { items: &items, ..f.tables() }, DIM), "items");
+    assert_eq!(
+        what(
+            IvfTables {
+                items: &items,
+                ..f.tables()
+            },
+            DIM
+        ),
+        "items"
+    );
     items[7] = items[8];
-    assert_eq!(what(IvfTables { items: &items, ..f.tables() }, DIM), "items");
+    assert_eq!(
+        what(
+            IvfTables {
+                items: &items,
+                ..f.tables()
+            },
+            DIM
+        ),
+        "items"
+    );
 }
 
 #[test]
@@ -218,13 +314,28 @@ fn bad_searches_are_rejected_naming_the_argument() {
         Err(Error::Length { what, .. }) | Err(Error::InvalidValue { what, .. }) => what,
         other => panic!("unexpected {other:?}"),
     };
-    assert_eq!(what(index.search(&query[1..], &f.vectors, DIM, 5, 2, 10)), "vector");
-    assert_eq!(what(index.search(&query, &f.vectors[DIM..], DIM, 5, 2, 10)), "vectors");
-    assert_eq!(what(index.search(&query, &f.vectors, DIM, 5, 0, 10)), "nprobe");
+    assert_eq!(
+        what(index.search(&query[1..], &f.vectors, DIM, 5, 2, 10)),
+        "vector"
+    );
+    assert_eq!(
+        what(index.search(&query, &f.vectors[DIM..], DIM, 5, 2, 10)),
+        "vectors"
+    );
+    assert_eq!(
+        what(index.search(&query, &f.vectors, DIM, 5, 0, 10)),
+        "nprobe"
+    );
     let mut nan = query.clone();
     nan[2] = f32::NAN;
-    assert_eq!(what(index.search(&nan, &f.vectors, DIM, 5, 2, 10)), "vector");
-    assert_eq!(what(index.search(&query, &f.vectors, DIM - 1, 5, 2, 10)), "stride");
+    assert_eq!(
+        what(index.search(&nan, &f.vectors, DIM, 5, 2, 10)),
+        "vector"
+    );
+    assert_eq!(
+        what(index.search(&query, &f.vectors, DIM - 1, 5, 2, 10)),
+        "stride"
+    );
 }
 
 #[test]
@@ -238,5 +349,8 @@ fn rows_longer_than_the_embedding_are_read_by_their_first_ndim_values() {
     }
     let query = values(DIM, 7);
     let plain = index.search(&query, &f.vectors, DIM, 20, 4, 50).unwrap();
-    assert_eq!(index.search(&query, &packed, stride, 20, 4, 50).unwrap(), plain);
+    assert_eq!(
+        index.search(&query, &packed, stride, 20, 4, 50).unwrap(),
+        plain
+    );
 }
