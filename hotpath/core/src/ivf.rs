@@ -10,10 +10,11 @@
 //! the best `k` by exact score (ties by item id). With `nprobe = nlist` and
 //! `rescore` at least the catalog, that is an exact search.
 //!
-//! The inner loops are written for the compiler to vectorize, and compiled
-//! twice: for AVX2 (chosen at run time when the CPU has it) and portable. Both
-//! sum the same products in the same order (mul then add, no FMA), so they
-//! return the same bits.
+//! The dot products run in 16 lanes: with AVX2 loads and conversions when the
+//! CPU has it (checked at run time; the search is compiled for AVX2 then), else
+//! a portable loop. Both sum the same products in the same order (mul then
+//! add, no FMA), so they return the same bits. Per-thread buffers keep a
+//! search from allocating, except for the two vectors it returns.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
