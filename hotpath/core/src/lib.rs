@@ -4,6 +4,7 @@
 mod ann;
 mod assemble;
 mod blend;
+mod dot16;
 mod error;
 mod item_rows;
 mod ivf;
