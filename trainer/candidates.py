@@ -95,6 +95,13 @@ def ann_search(index: hotpath.AnnIndex) -> Search:
     return search
 
 
+def _search_neighbours(neighbours: Search, item_emb: np.ndarray, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    items, scores = neighbours(item_emb[item], k)
+    items.flags.writeable = False  # shared by every request whose latest item this is
+    scores.flags.writeable = False
+    return items, scores
+
+
 class CandidateGenerator:
     """Built once per bundle; :meth:`sources` and :meth:`blend` run once per request."""
 
@@ -111,18 +118,17 @@ class CandidateGenerator:
         self._trending_scores = rank_scores(len(self.trending))
         self._fresh_scores = rank_scores(len(self.fresh))
         self.blender = hotpath.Blender(self.n_items)
-        self._neighbours = functools.lru_cache(maxsize=SESSION_CACHE_ITEMS)(self._search_neighbours)
+        # Cached over a function of the searches alone: a cache over a bound method would be a reference
+        # cycle, and an unloaded bundle would then wait for a full garbage collection (tens of ms with the
+        # GIL held, on whichever request thread triggers it) instead of going when its last reference does.
+        self._neighbours = functools.lru_cache(maxsize=SESSION_CACHE_ITEMS)(
+            functools.partial(_search_neighbours, neighbours, item_emb)
+        )
 
     @staticmethod
     def full_depth(pool_size: int, n_exclude: int) -> int:
         """The ANN depth that can fill the whole pool alone, whatever is excluded."""
         return pool_size + n_exclude
-
-    def _search_neighbours(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = self.neighbours(self.item_emb[item], k)
-        items.flags.writeable = False  # shared by every request whose latest item this is
-        scores.flags.writeable = False
-        return items, scores
 
     def sources(
         self,
