@@ -194,9 +194,10 @@ class LoadedBundle:
         return len(self.manifest["feature_names"])
 
     @classmethod
-    def load(cls, path: Path, trust_marker: bool = True, nprobe: int = NPROBE) -> LoadedBundle:
+    def load(cls, path: Path, trust_marker: bool = True, nprobe: int = NPROBE, lock: bool = False) -> LoadedBundle:
         """Resolve, verify and load a bundle (a bundle dir or a root with LATEST); the user retrieval scans
-        ``nprobe`` lists of the IVF index (``Settings.ivf_nprobe``).
+        ``nprobe`` lists of the IVF index (``Settings.ivf_nprobe``). With ``lock`` (``Settings.lock_bundle``)
+        the mapped files are locked in memory while the bundle is loaded (:mod:`node.prefault`).
 
         With ``trust_marker`` (the default), a bundle that the region's
         replicator verified (:func:`replicator.verified.check`: its marker matches
@@ -215,7 +216,7 @@ class LoadedBundle:
             bundle_format.verify_files(bundle_dir, manifest)
         seconds = {"verify": time.perf_counter() - t0}
         try:
-            bundle = cls._load_verified(bundle_dir, manifest, seconds, nprobe)
+            bundle = cls._load_verified(bundle_dir, manifest, seconds, nprobe, lock)
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e:
@@ -229,7 +230,7 @@ class LoadedBundle:
 
     @classmethod
     def _load_verified(
-        cls, bundle_dir: Path, manifest: dict[str, Any], seconds: dict[str, float], nprobe: int
+        cls, bundle_dir: Path, manifest: dict[str, Any], seconds: dict[str, float], nprobe: int, lock: bool
     ) -> LoadedBundle:
         t = time.perf_counter()
 
@@ -355,7 +356,7 @@ class LoadedBundle:
             raise fail(f"the IVF files do not fit the item embeddings: {e}") from e
         step("ivf")
         # The mapped files' pages faulted in now, not by the first requests on this version.
-        _low_priority(lambda: prefault(bundle_dir))
+        _low_priority(lambda: prefault(bundle_dir, lock))
         step("prefault")
 
         return cls(

@@ -6,6 +6,14 @@ this process is still a page fault; a request that walks the HNSW graph of a fre
 touches thousands of new pages, so the first requests on a new version ran tens of ms late. Linux's
 ``MADV_POPULATE_READ`` (5.14+) faults a whole mapping in at once; called through ctypes, it runs with
 the GIL released, in the load's low-priority thread.
+
+Faulted-in pages of a file mapping are still page cache: under memory pressure (a replicator writing the
+next 1.7 GB version beside the node) the kernel evicts the ones the requests have not touched lately, and
+a request that touches one again waits for the disk, with the GIL held if it is in Python. With ``lock``
+(``Settings.lock_bundle``, on by default) the mappings are ``mlock``-ed instead, which also faults them in:
+they stay resident until the bundle is unloaded (``munmap`` unlocks). Locking needs ``CAP_IPC_LOCK`` or an
+``RLIMIT_MEMLOCK`` above the bundle's mapped size; where it fails, the mapping is only faulted in, and one
+warning says so.
 """
 
 from __future__ import annotations
@@ -32,8 +40,9 @@ def mappings(directory: Path, maps: Path = Path("/proc/self/maps")) -> list[tupl
     return found
 
 
-def prefault(directory: Path) -> int:
-    """Fault in every mapping of a file under ``directory``; the bytes covered.
+def prefault(directory: Path, lock: bool = False) -> int:
+    """Fault in (and with ``lock``, lock in memory) every mapping of a file under ``directory``; the bytes
+    covered.
 
     Returns 0 without raising where the platform cannot (not Linux, a kernel before 5.14): the pages
     are then faulted in by the first requests, as without this call.
@@ -44,24 +53,39 @@ def prefault(directory: Path) -> int:
     except OSError as e:  # no /proc (not Linux) or no libc to call
         log.warning("cannot prefault %s (its first requests take the page faults): %s", directory, e)
         return 0
-    madvise = libc.madvise
+    madvise, mlock = libc.madvise, libc.mlock
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
+    mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    madvise.restype = mlock.restype = ctypes.c_int
     covered = 0
+    unlocked: dict[str, str] = {}
     failed: dict[str, str] = {}
     for start, length, path in regions:
+        if lock:
+            if mlock(start, length) == 0:
+                covered += length
+                continue
+            unlocked[path] = os.strerror(ctypes.get_errno())
         if madvise(start, length, MADV_POPULATE_READ) != 0:
             failed[path] = os.strerror(ctypes.get_errno())
             continue
         covered += length
-    if failed:  # one line per load, not one per mapping
+    # One line per load for each, not one per mapping.
+    _warn(unlocked, len(regions), directory, "lock", "they can be evicted under memory pressure")
+    _warn(failed, len(regions), directory, "prefault", "their first requests take the page faults")
+    return covered
+
+
+def _warn(failed: dict[str, str], total: int, directory: Path, what: str, consequence: str) -> None:
+    if failed:
         path, reason = next(iter(failed.items()))
         log.warning(
-            "cannot prefault %d of %d mappings of %s (their first requests take the page faults): %s: %s",
+            "cannot %s %d of %d mappings of %s (%s): %s: %s",
+            what,
             len(failed),
-            len(regions),
+            total,
             directory,
+            consequence,
             path,
             reason,
         )
-    return covered

@@ -182,7 +182,7 @@ class Node:
 
     def prepare_bundle(self, path: Path) -> LoadedBundle:
         """Load, verify and warm a bundle without serving it (raises BundleError on any failure)."""
-        bundle = LoadedBundle.load(path, nprobe=self.settings.ivf_nprobe)
+        bundle = LoadedBundle.load(path, nprobe=self.settings.ivf_nprobe, lock=self.settings.lock_bundle)
         try:
             bundle.warm_up()
             self.pipeline.warm_up(bundle)

@@ -59,6 +59,10 @@ class Settings:
     session_k: int = 50
     # Lists of the IVF index the user retrieval scans (more: better recall, more time; BENCHMARKS.md, "IVF").
     ivf_nprobe: int = IVF_NPROBE
+    # Lock the serving bundles' mapped files in memory (mlock; needs CAP_IPC_LOCK or a large enough
+    # RLIMIT_MEMLOCK, else they are only faulted in, with a warning): page-cache pressure from the
+    # replicator's downloads then cannot evict them from under the requests (node/prefault.py).
+    lock_bundle: bool = True
     region: str = "local"
     # Replication (replicator/, which uses nats_url below, nats://127.0.0.1:4222 when
     # empty): the hub's JetStream domain, the public key bundles must be signed

@@ -23,6 +23,11 @@ NODE_FLAGS = (
         "re-ranking cap per primary genre [EDGERANK_MAX_PER_GENRE]",
     ),
     ("--ivf-nprobe", "ivf_nprobe", "IVF lists the user retrieval scans [EDGERANK_IVF_NPROBE]"),
+    (
+        "--lock-bundle",
+        "lock_bundle",
+        "lock the served bundles' mapped files in memory, true or false [EDGERANK_LOCK_BUNDLE]",
+    ),
     ("--epsilon", "epsilon", "exploration rate in [0, 1] [EDGERANK_EPSILON]"),
     ("--region", "region", "this node's region [EDGERANK_REGION]"),
     ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR [EDGERANK_LOG_LEVEL]"),

@@ -210,6 +210,13 @@ def test_runs_as_the_dockerfile_user() -> None:
     assert str(pod["runAsUser"]) == users[-1]
 
 
+def test_the_node_may_lock_its_bundle_when_the_settings_ask_it_to() -> None:
+    # A non-root container has no CAP_IPC_LOCK unless added; without it the lock falls back with a warning.
+    assert _settings_default("lock_bundle") is True
+    caps = _container()["securityContext"]["capabilities"]
+    assert caps["drop"] == ["ALL"] and caps["add"] == ["IPC_LOCK"]
+
+
 def test_image_copies_every_python_package() -> None:
     maturin = _pyproject()["tool"]["maturin"]
     wanted = {*maturin["python-packages"], maturin["module-name"].split(".")[0]}

@@ -13,16 +13,20 @@ from node.prefault import mappings, prefault
 SIZE = 4 << 20  # bytes of array data
 
 
-def resident_kib(path: Path) -> int:
-    """Resident KiB of this process's mappings of ``path`` (``/proc/self/smaps``)."""
+def smaps_kib(path: Path, field: str = "Rss") -> int:
+    """KiB of ``field`` (Rss, Locked) over this process's mappings of ``path`` (``/proc/self/smaps``)."""
     total, inside = 0, False
     for line in Path("/proc/self/smaps").read_text().splitlines():
         head = line.split(maxsplit=5)
         if len(head) >= 5 and "-" in head[0] and ":" in head[3]:  # a mapping's first line
             inside = len(head) == 6 and head[5] == str(path.resolve())
-        elif inside and line.startswith("Rss:"):
+        elif inside and line.startswith(field + ":"):
             total += int(line.split()[1])
     return total
+
+
+def resident_kib(path: Path) -> int:
+    return smaps_kib(path, "Rss")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="MADV_POPULATE_READ and /proc are Linux's")
@@ -74,3 +78,31 @@ def test_a_mapping_that_cannot_be_prefaulted_is_one_warning(
         assert prefault(tmp_path) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "2 of 2 mappings" in warnings[0], warnings
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mlock and /proc/self/smaps are Linux's")
+def test_lock_keeps_the_mappings_resident_and_locked(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    np.save(bundle / "a.npy", np.ones(SIZE // 4, dtype=np.float32))  # 4 MiB: under the usual 8 MiB RLIMIT_MEMLOCK
+    ours = np.load(bundle / "a.npy", mmap_mode="r")
+    assert smaps_kib(bundle / "a.npy", "Locked") == 0
+    assert prefault(bundle, lock=True) >= SIZE
+    assert smaps_kib(bundle / "a.npy", "Locked") >= SIZE // 1024
+    assert resident_kib(bundle / "a.npy") >= SIZE // 1024
+    assert float(ours[0]) == 1.0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mlock and madvise through libc are Linux's here")
+def test_a_mapping_that_cannot_be_locked_is_faulted_in_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Regions the process has not mapped: mlock fails (ENOMEM), and so does the fallback madvise.
+    fake = [(0x1000, 0x1000, f"{tmp_path}/a.npy"), (0x3000, 0x1000, f"{tmp_path}/b.npy")]
+    monkeypatch.setattr("node.prefault.mappings", lambda directory: fake)
+    with caplog.at_level("WARNING", logger="node.prefault"):
+        assert prefault(tmp_path, lock=True) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("cannot lock 2 of 2 mappings") and "evicted under memory pressure" in warnings[0]
+    assert warnings[1].startswith("cannot prefault 2 of 2 mappings")

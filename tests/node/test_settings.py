@@ -28,6 +28,14 @@ def test_flag_beats_env_beats_default() -> None:
     assert s.max_per_genre == 3  # default
 
 
+def test_lock_bundle_is_on_by_default_and_a_boolean() -> None:
+    assert Settings.load(env={}).lock_bundle is True
+    assert Settings.load({"lock_bundle": "false"}, env={}).lock_bundle is False
+    assert Settings.load(env={"EDGERANK_LOCK_BUNDLE": "0"}).lock_bundle is False
+    with pytest.raises(SettingsError, match="EDGERANK_LOCK_BUNDLE: not a boolean"):
+        Settings.load(env={"EDGERANK_LOCK_BUNDLE": "sometimes"})
+
+
 def test_log_level_is_normalised() -> None:
     assert Settings.load(env={"EDGERANK_LOG_LEVEL": "debug"}).log_level == "DEBUG"
 
