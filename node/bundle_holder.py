@@ -66,6 +66,15 @@ class BundleHolder:
                 self._previous = old
             return old
 
+    def loaded(self) -> list[LoadedBundle]:
+        """The bundles this holder references: served (champion, challenger, shadow) or kept for a rollback."""
+        routing = self._routing
+        found = [self._current, self._previous]
+        if routing is not None:
+            found += [routing.champion, routing.challenger, routing.shadow]
+        unique: dict[int, LoadedBundle] = {id(b): b for b in found if b is not None}
+        return list(unique.values())
+
     @property
     def routing(self) -> Routing | None:
         return self._routing

@@ -157,6 +157,11 @@ class RankingPipeline:
                         self._factory(bundle),
                         EmbeddedFeatureStore(bundle),
                     )
+                    # The stores hold their bundle: keep only those of bundles the holder still serves or
+                    # keeps for a rollback, so that an unloaded version (its mapped and locked files) goes.
+                    live = {id(b) for b in self.holder.loaded()}
+                    for key in [k for k in self._stores if k not in live]:
+                        del self._stores[key]
                     self._stores[id(bundle)] = entry
                     while len(self._stores) > _STORES_KEPT:
                         del self._stores[next(iter(self._stores))]

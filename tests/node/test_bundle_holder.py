@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -7,7 +9,8 @@ import pytest
 from node.bundle import LoadedBundle
 from node.bundle_holder import BundleHolder
 from node.errors import NotReady
-from node.pipeline import request_seed
+from node.pipeline import RankingPipeline, request_seed
+from node.settings import Settings
 
 
 def test_empty_holder_is_not_ready() -> None:
@@ -33,3 +36,27 @@ def test_request_seed_is_stable() -> None:
     assert request_seed("r-1", 1.5) == request_seed("r-1", 1.5)
     assert request_seed("r-1", 1.5) != request_seed("r-2", 1.5)
     assert 0 <= request_seed("x", 0.0) < 2**63
+
+
+def test_the_pipeline_keeps_the_stores_of_loaded_bundles_only(bundle_root: Path) -> None:
+    # Feature stores hold their bundle: stores kept for a version the holder dropped would keep its
+    # mapped (and locked) files.
+    first = LoadedBundle.load(bundle_root)
+    holder = BundleHolder(first)
+    pipeline = RankingPipeline(Settings.load(env={}), holder)
+    pipeline.prepare(first)
+    gone = weakref.ref(first)
+    del first
+    for _ in range(2):  # two swaps: ``first`` is neither current nor previous
+        bundle = LoadedBundle.load(bundle_root)
+        pipeline.prepare(bundle)
+        holder.swap(bundle)
+    assert len(holder.loaded()) == 2  # current and previous
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pipeline.prepare(LoadedBundle.load(bundle_root))  # the next version's stores: the dropped ones go
+        assert gone() is None
+    finally:
+        if enabled:
+            gc.enable()
