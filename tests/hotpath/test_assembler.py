@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +167,24 @@ def test_mapped_rows_assemble_the_same_bits(
         user = (rng.standard_normal(3, dtype=f32), rng.standard_normal(8, dtype=f32), rng.random(4, dtype=f32))
         args = (*user, NOW - DAY, NOW, rng.standard_normal(2, dtype=f32), cands)
         np.testing.assert_array_equal(mapped.assemble(*args), owned.assemble(*args))
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the process's mappings from /proc")
+def test_a_dropped_mapped_assembler_unmaps_its_file(tmp_path: Path) -> None:
+    # The unmap runs on a thread of its own (not with the GIL held in Python's deallocation): it must still run.
+    path = tmp_path / "rows.npy"
+    write_item_rows(path, *small_items().args())
+    mapped = Assembler.open(path, 3, 2, 2)
+
+    def mapped_now() -> bool:
+        return str(path.resolve()) in Path("/proc/self/maps").read_text()
+
+    assert mapped_now()
+    del mapped
+    deadline = time.monotonic() + 10.0
+    while mapped_now() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not mapped_now()
 
 
 def test_a_bad_item_rows_file_raises_item_rows_error(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 
 use crate::arrays::vec1;
-use crate::detach::run_detached;
+use crate::detach::{drop_off_thread, run_detached};
 use crate::errors::shape_error;
 
 #[pyclass(module = "hotpath._native", frozen)]
@@ -22,16 +22,9 @@ pub struct AnnIndex {
 impl Drop for AnnIndex {
     /// Unmapping a 1M-item index and freeing its tables takes about 10 ms,
     /// which Python's deallocation would spend with the GIL held (as the
-    /// wheel's `Index` does): hand it to a short-lived thread instead.
+    /// wheel's `Index` does).
     fn drop(&mut self) {
-        // SAFETY: `inner` is never used again: this is the value's drop.
-        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
-        let spawned = std::thread::Builder::new()
-            .name("hotpath-ann-drop".to_owned())
-            .spawn(move || drop(inner));
-        // Without a thread (resource exhaustion), the closure, and with it
-        // the index, was dropped here by `spawn`'s error path.
-        drop(spawned);
+        drop_off_thread(&mut self.inner, "hotpath-ann-drop");
     }
 }
 

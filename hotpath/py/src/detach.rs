@@ -2,6 +2,7 @@
 //! the GIL is released for the work, and errors and panics become exceptions.
 
 use std::any::Any;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::prelude::*;
@@ -28,4 +29,17 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     } else {
         "unknown panic payload".to_owned()
     }
+}
+
+/// Drops what a pyclass's `Drop` takes out of its `ManuallyDrop` field on a
+/// short-lived thread of its own: unmapping or freeing a 1M-item table takes
+/// milliseconds that Python's deallocation would spend with the GIL held.
+pub fn drop_off_thread<T: Send + 'static>(field: &mut ManuallyDrop<T>, name: &str) {
+    // SAFETY: called from the owner's `drop`, after which the field is never used again.
+    let value = unsafe { ManuallyDrop::take(field) };
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || drop(value));
+    // Without a thread (resource exhaustion), `spawn`'s error path dropped the value here.
+    drop(spawned);
 }

@@ -11,7 +11,7 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
 use crate::arrays::{vec1, View};
-use crate::detach::run_detached;
+use crate::detach::{drop_off_thread, run_detached};
 use crate::errors::{layout_error, shape_error};
 
 #[pyclass(module = "hotpath._native", frozen)]
@@ -27,13 +27,7 @@ impl Drop for IvfIndex {
     /// Freeing the copied codes of a 1M-item catalog (about 70 MB) takes a few
     /// ms that Python's deallocation would spend with the GIL held.
     fn drop(&mut self) {
-        // SAFETY: `inner` is never used again: this is the value's drop.
-        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
-        let spawned = std::thread::Builder::new()
-            .name("hotpath-ivf-drop".to_owned())
-            .spawn(move || drop(inner));
-        // Without a thread (resource exhaustion), `spawn`'s error path dropped it here.
-        drop(spawned);
+        drop_off_thread(&mut self.inner, "hotpath-ivf-drop");
     }
 }
 
