@@ -6,12 +6,11 @@ use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 
 use edgerank_core as core;
-use numpy::{IntoPyArray, PyArray1};
+use numpy::IntoPyArray;
 use pyo3::prelude::*;
 
-use crate::arrays::vec1;
+use crate::arrays::{count, vec1, SearchOutput};
 use crate::detach::{drop_off_thread, run_detached};
-use crate::errors::shape_error;
 
 #[pyclass(module = "hotpath._native", frozen)]
 pub struct AnnIndex {
@@ -26,13 +25,6 @@ impl Drop for AnnIndex {
     fn drop(&mut self) {
         drop_off_thread(&mut self.inner, "hotpath-ann-drop");
     }
-}
-
-type SearchOutput<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
-
-fn count(py: Python<'_>, what: &str, value: i64) -> PyResult<usize> {
-    usize::try_from(value)
-        .map_err(|_| shape_error(py, format!("{what}: must be >= 0, got {value}")))
 }
 
 #[pymethods]

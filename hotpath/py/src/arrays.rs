@@ -5,12 +5,21 @@
 //! silently to fix layout.
 
 use numpy::{
-    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
-    PyUntypedArrayMethods,
+    Element, PyArray1, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 
 use crate::errors::{layout_error, shape_error};
+
+/// What a search returns: item ids and their scores, best first.
+pub type SearchOutput<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+
+/// A count argument (k, nprobe, threads, ...) as `usize`; a negative one is a `ShapeError` naming it.
+pub fn count(py: Python<'_>, what: &str, value: i64) -> PyResult<usize> {
+    usize::try_from(value)
+        .map_err(|_| shape_error(py, format!("{what}: must be >= 0, got {value}")))
+}
 
 /// A 1-D array of `T`, copied.
 pub fn vec1<T: Element + Copy>(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<T>> {

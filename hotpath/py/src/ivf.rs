@@ -7,10 +7,10 @@
 use std::mem::ManuallyDrop;
 
 use edgerank_core as core;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::arrays::{vec1, View};
+use crate::arrays::{count, vec1, SearchOutput, View};
 use crate::detach::{drop_off_thread, run_detached};
 use crate::errors::{layout_error, shape_error};
 
@@ -29,13 +29,6 @@ impl Drop for IvfIndex {
     fn drop(&mut self) {
         drop_off_thread(&mut self.inner, "hotpath-ivf-drop");
     }
-}
-
-type SearchOutput<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
-
-fn count(py: Python<'_>, what: &str, value: i64) -> PyResult<usize> {
-    usize::try_from(value)
-        .map_err(|_| shape_error(py, format!("{what}: must be >= 0, got {value}")))
 }
 
 #[pymethods]
