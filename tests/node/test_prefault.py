@@ -67,16 +67,22 @@ def test_mappings_parses_paths_and_skips_deleted_files(tmp_path: Path) -> None:
     assert mappings(d, maps) == [(0x7F0000000000, 0x2000, f"{d.resolve()}/item_emb.npy")]
 
 
+def warnings_for_unmapped_regions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, lock: bool
+) -> list[str]:
+    """``prefault``'s warnings for two regions the process has not mapped (mlock and madvise fail, ENOMEM)."""
+    fake = [(0x1000, 0x1000, f"{tmp_path}/a.npy"), (0x3000, 0x1000, f"{tmp_path}/b.npy")]
+    monkeypatch.setattr("node.prefault.mappings", lambda directory: fake)
+    with caplog.at_level("WARNING", logger="node.prefault"):
+        assert prefault(tmp_path, lock=lock) == 0
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="madvise through libc is Linux's here")
 def test_a_mapping_that_cannot_be_prefaulted_is_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Two regions the process has not mapped: madvise fails (ENOMEM) for each.
-    fake = [(0x1000, 0x1000, f"{tmp_path}/a.npy"), (0x3000, 0x1000, f"{tmp_path}/b.npy")]
-    monkeypatch.setattr("node.prefault.mappings", lambda directory: fake)
-    with caplog.at_level("WARNING", logger="node.prefault"):
-        assert prefault(tmp_path) == 0
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warnings = warnings_for_unmapped_regions(tmp_path, monkeypatch, caplog, lock=False)
     assert len(warnings) == 1 and "2 of 2 mappings" in warnings[0], warnings
 
 
@@ -97,12 +103,7 @@ def test_lock_keeps_the_mappings_resident_and_locked(tmp_path: Path) -> None:
 def test_a_mapping_that_cannot_be_locked_is_faulted_in_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Regions the process has not mapped: mlock fails (ENOMEM), and so does the fallback madvise.
-    fake = [(0x1000, 0x1000, f"{tmp_path}/a.npy"), (0x3000, 0x1000, f"{tmp_path}/b.npy")]
-    monkeypatch.setattr("node.prefault.mappings", lambda directory: fake)
-    with caplog.at_level("WARNING", logger="node.prefault"):
-        assert prefault(tmp_path, lock=True) == 0
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warnings = warnings_for_unmapped_regions(tmp_path, monkeypatch, caplog, lock=True)
     assert len(warnings) == 2, warnings
     assert warnings[0].startswith("cannot lock 2 of 2 mappings") and "evicted under memory pressure" in warnings[0]
     assert warnings[1].startswith("cannot prefault 2 of 2 mappings")
