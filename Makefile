@@ -38,14 +38,16 @@ $(DEPS_STAMP): pyproject.toml | $(BIN)/python
 
 $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES)
 	$(BIN)/maturin develop --release --skip-install
+	cd hotpath && cargo build --release --locked -p edgerank-loadgen
 	touch $(BUILD_STAMP)
 
 .PHONY: install
 install: $(BUILD_STAMP) ## Install the package with dev extras into .venv (builds the Rust extension)
 
 .PHONY: build
-build: $(DEPS_STAMP) ## Rebuild the Rust extension in place (release)
+build: $(DEPS_STAMP) ## Rebuild the Rust extension in place and the load generator (release)
 	$(BIN)/maturin develop --release --skip-install
+	cd hotpath && cargo build --release --locked -p edgerank-loadgen
 	touch $(BUILD_STAMP)
 
 .PHONY: proto
@@ -70,8 +72,8 @@ servers: install ## Show which redis-server and nats-server the tests will start
 	@$(BIN)/python -c 'from tests.servers import find_redis_server as r, find_nats_server as n; print("redis-server:", r()); print("nats-server: ", n())'
 
 .PHONY: test
-test: install servers lint ## Lint, then cargo test (core crate) and pytest (starts its own Redis and NATS)
-	cd hotpath && cargo test --locked -p edgerank-core
+test: install servers lint ## Lint, then cargo test (core and load generator crates) and pytest (starts its own Redis and NATS)
+	cd hotpath && cargo test --locked -p edgerank-core -p edgerank-loadgen
 	$(BIN)/python -m pytest
 
 .PHONY: demo

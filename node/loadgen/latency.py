@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from node.conditions import machine
-from node.loadgen.driver import RunResult
 from node.loadgen.faults import FaultPlan, injected
 from node.loadgen.histogram import LatencyHistogram
 from node.loadgen.local_node import LocalNode
 from node.loadgen.requests import RequestMix, bundle_user_ids, prepare_requests
+from node.loadgen.result import RunResult
 from node.loadgen.search import SearchConfig, find_max_rps
 from node.loadgen.workers import WorkerPool
 from trainer import bundle as bundle_format
@@ -46,7 +46,7 @@ class LatencyConfig:
     target: str | None = None  # None: start a node here
     processes: int = 2
     server_workers: int | None = None
-    workers: int = 2  # load generator processes
+    workers: int = 1  # load generator processes (edgerank-loadgen)
     connections: int = 4  # per load generator process
     mix: RequestMix = field(default_factory=RequestMix)
     duration_s: float = 10.0

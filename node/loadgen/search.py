@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from node.loadgen.driver import RunResult
+from node.loadgen.result import RunResult
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from node.loadgen.driver import RunResult
+from node.loadgen.result import RunResult
 from node.loadgen.search import SearchConfig, find_max_rps
 
 
