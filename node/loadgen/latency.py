@@ -70,13 +70,36 @@ class _Meter:
         yield
         wall = time.monotonic() - t0
         if self.node is not None and wall > 0:
-            out["node_cpu_cores"] = round((self.node.cpu_s() - c0) / wall, 2)
+            used = self.node.cpu_s() - c0
+            out["node_cpu_cores"] = round(used / wall, 2)
+            out["node_cpu_s"] = round(used, 3)
+
+
+def _node_cpu_per_request(figures: dict[str, Any], result: RunResult) -> dict[str, Any]:
+    """``figures`` with the node's CPU per request, ms (when the node is local)."""
+    used = figures.pop("node_cpu_s", None)
+    if used is not None and result.completed:
+        figures["node_cpu_ms_per_request"] = round(used / result.completed * 1000, 3)
+    return figures
+
+
+def _cpu_figures(result: RunResult) -> dict[str, float]:
+    wall = max(result.finished - result.started, 1e-9)
+    return {"loadgen_cpu_cores": round(result.cpu_s / wall, 2)}
+
+
+def _per_node_core(max_rps: float, steps: list[dict[str, Any]]) -> float | None:
+    """Requests one core of the node serves at ``max_rps``: one second over the node's CPU per request
+    at its first passing step there (the load generator's own CPU not counted against it)."""
+    for s in steps:
+        if s["passed"] and s["rate_rps"] == round(max_rps, 1) and s.get("node_cpu_ms_per_request"):
+            return round(1000.0 / s["node_cpu_ms_per_request"], 1)
+    return None
 
 
 def _run_figures(
     result: RunResult, rate: float | None, max_rps: float | None, catalog: int | None, mix: RequestMix
 ) -> dict[str, Any]:
-    wall = max(result.finished - result.started, 1e-9)
     return {
         "catalog_items": catalog,
         "candidates": mix.candidates,
@@ -89,7 +112,7 @@ def _run_figures(
         "error_codes": dict(result.errors),
         "rungs": dict(sorted(result.rungs.items())),
         "degraded_share": round(result.degraded_share(), 4),
-        "loadgen_cpu_cores": round(result.cpu_s / wall, 2),
+        **_cpu_figures(result),
         "send_lag_p99_ms": round(result.send_lag_p99_ms, 3),
         # The node's pipeline time (RankResponse.total_ms) of the same answers: the rest of the latency
         # is queueing, gRPC, the network and time off the CPU.
@@ -151,26 +174,35 @@ def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, A
                 result = pool.run_open(rate, config.duration_s, seed=config.seed)
             key = "fault_run" if plan else "fixed_rate"
             out["max_rps"] = None
-            out[key] = {**_run_figures(result, rate, None, catalog, config.mix), **figures}
+            out[key] = {
+                **_run_figures(result, rate, None, catalog, config.mix),
+                **_node_cpu_per_request(figures, result),
+            }
             return out, {key: result.histogram}
         runs: dict[str, Any] = {}
         histograms: dict[str, LatencyHistogram] = {}
         figures = {}
         with meter.measure(figures):
             closed = pool.run_closed(config.duration_s)
-        runs["one_in_flight"] = {**_run_figures(closed, None, None, catalog, config.mix), **figures}
+        runs["one_in_flight"] = {
+            **_run_figures(closed, None, None, catalog, config.mix),
+            **_node_cpu_per_request(figures, closed),
+        }
         histograms["one_in_flight"] = closed.histogram
 
-        def step(rate: float) -> tuple[RunResult, float]:
+        def step(rate: float) -> tuple[RunResult, float, dict[str, Any]]:
             seed = config.seed + int(rate)
-            r = pool.run_open(rate, config.search.step_s, seed=seed)
+            figures: dict[str, Any] = {}
+            with meter.measure(figures):
+                r = pool.run_open(rate, config.search.step_s, seed=seed)
             offered = r.sent / config.search.step_s
             if on_step is not None:
                 on_step(rate, r)
-            return r, offered
+            return r, offered, {**_cpu_figures(r), **_node_cpu_per_request(figures, r)}
 
         max_rps, steps = find_max_rps(step, config.search)
         out["max_rps"] = round(max_rps, 1)
+        out["max_rps_per_node_core"] = _per_node_core(max_rps, steps)
         if node is not None:
             # The search overloads the node; its ladder may remember that for a while. The reported
             # runs get a fresh node.
@@ -187,7 +219,7 @@ def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, A
             figures = {}
             with meter.measure(figures):
                 r = pool.run_open(rate, config.duration_s, seed=config.seed + 7)
-            runs[key] = {**_run_figures(r, rate, max_rps, catalog, config.mix), **figures}
+            runs[key] = {**_run_figures(r, rate, max_rps, catalog, config.mix), **_node_cpu_per_request(figures, r)}
             histograms[key] = r.histogram
         out.update(runs)
         return out, histograms

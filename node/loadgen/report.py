@@ -15,9 +15,10 @@ ROW_KEYS = ("one_in_flight", "half_max", "eighty_pct_max", "fixed_rate", "fault_
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"catalog {result.get('catalog_items')} items, {result.get('candidates')} candidates, "
-        f"max_rps {result.get('max_rps')}, node {result['node']}",
+        f"max_rps {result.get('max_rps')} ({result.get('max_rps_per_node_core')} per node core), "
+        f"node {result['node']}",
         f"  {'run':15} {'rate':>8} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8} "
-        f"{'errors':>6} {'gen cpu':>7} {'node cpu':>8}  rungs",
+        f"{'errors':>6} {'gen cpu':>7} {'node cpu':>8} {'node ms/req':>11}  rungs",
     ]
     for key in ROW_KEYS:
         run = result.get(key)
@@ -25,19 +26,21 @@ def table(result: dict[str, Any]) -> str:
             continue
         rate = "closed" if run["rate_rps"] is None else f"{run['rate_rps']:.0f}"
         rungs = " ".join(f"{k}={v}" for k, v in run["rungs"].items())
-        node_cpu = run.get("node_cpu_cores")
+        node_cpu, per_request = run.get("node_cpu_cores"), run.get("node_cpu_ms_per_request")
         lines.append(
             f"  {key:15} {rate:>8} {run['achieved_rps']:9.0f} {run['p50_ms']:8.2f} {run['p99_ms']:8.2f} "
             f"{run['p999_ms']:9.2f} {run['max_ms']:8.2f} {run['errors']:6d} {run['loadgen_cpu_cores']:7.2f} "
-            f"{'-' if node_cpu is None else f'{node_cpu:.2f}':>8}  {rungs}"
+            f"{'-' if node_cpu is None else f'{node_cpu:.2f}':>8} "
+            f"{'-' if per_request is None else f'{per_request:.3f}':>11}  {rungs}"
         )
     if "search" in result:
-        lines.append("  search (rate -> achieved, p99, errors):")
+        lines.append("  search (rate -> achieved, p99, errors, node CPU per request):")
         for s in result["search"]["steps"]:
             mark = "pass" if s["passed"] else "FAIL"
+            per_request = s.get("node_cpu_ms_per_request")
             lines.append(
                 f"    {s['rate_rps']:8.0f} -> {s['achieved_rps']:8.0f}/s  p99 {s['p99_ms']:8.2f} ms  "
-                f"errors {s['errors']}  {mark}"
+                f"errors {s['errors']}  {'-' if per_request is None else f'{per_request:.3f} ms'}  {mark}"
             )
     if "fault" in result:
         f = result["fault"]

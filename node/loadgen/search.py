@@ -58,14 +58,20 @@ def verdict(result: RunResult, offered_rps: float, config: SearchConfig) -> dict
     }
 
 
-def find_max_rps(run: Callable[[float], tuple[RunResult, float]], config: SearchConfig) -> tuple[float, list[dict]]:
-    """(the highest passing rate, every step). ``run(rate)`` returns (result, offered rate)."""
+Step = tuple[RunResult, float, dict[str, Any]]
+
+
+def find_max_rps(run: Callable[[float], Step], config: SearchConfig) -> tuple[float, list[dict]]:
+    """(the highest passing rate, every step).
+
+    ``run(rate)`` returns (result, offered rate, more figures for the step's record).
+    """
     steps: list[dict[str, Any]] = []
 
     def attempt(rate: float) -> bool:
         for attempt_no in range(1 + config.retries):
-            result, offered = run(rate)
-            step = {"rate_rps": round(rate, 1), "try": attempt_no + 1, **verdict(result, offered, config)}
+            result, offered, figures = run(rate)
+            step = {"rate_rps": round(rate, 1), "try": attempt_no + 1, **verdict(result, offered, config), **figures}
             steps.append(step)
             if step["passed"]:
                 return True

@@ -48,6 +48,9 @@ def test_short_run_prints_the_three_runs(small_bundle: Path) -> None:
     steps = doc["search"]["steps"]
     assert steps[0]["rate_rps"] == 40.0 and {s["rate_rps"] for s in steps} <= {40.0, 80.0}, steps
     assert doc["max_rps"] == max(s["rate_rps"] for s in steps if s["passed"]), steps
+    assert all(s["node_cpu_ms_per_request"] > 0 for s in steps), steps
+    at_max = next(s for s in steps if s["passed"] and s["rate_rps"] == doc["max_rps"])
+    assert doc["max_rps_per_node_core"] == round(1000 / at_max["node_cpu_ms_per_request"], 1)
     for key in ("one_in_flight", "half_max", "eighty_pct_max"):
         run = doc[key]
         assert set(RUN_KEYS) <= set(run), key
@@ -56,6 +59,8 @@ def test_short_run_prints_the_three_runs(small_bundle: Path) -> None:
         assert run["p50_ms"] <= run["p99_ms"] <= run["p999_ms"] <= run["max_ms"]
         assert set(run["rungs"]) <= {"FULL", "POPULARITY"} and run["rungs"].get("FULL", 0) > 0
         assert run["loadgen_cpu_cores"] >= 0
+        # The node was started here: its CPU per request is measured (from /proc, all its processes).
+        assert run["node_cpu_ms_per_request"] > 0
     assert doc["one_in_flight"]["rate_rps"] is None
     assert doc["half_max"]["rate_rps"] == round(0.5 * doc["max_rps"], 1)
     assert doc["eighty_pct_max"]["rate_rps"] == round(0.8 * doc["max_rps"], 1)

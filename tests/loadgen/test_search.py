@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from node.loadgen.result import RunResult
 from node.loadgen.search import SearchConfig, find_max_rps
 
 
-def _fake(capacity: float, flaky: set[float] | None = None) -> Callable[[float], tuple[RunResult, float]]:
+def _fake(
+    capacity: float, flaky: set[float] | None = None
+) -> Callable[[float], tuple[RunResult, float, dict[str, Any]]]:
     """A node that keeps up to ``capacity``/s; the first try at a rate in ``flaky`` stalls once."""
     tried: set[float] = set()
 
-    def run(rate: float) -> tuple[RunResult, float]:
+    def run(rate: float) -> tuple[RunResult, float, dict[str, Any]]:
         r = RunResult(started=0.0, finished=1.0)
         stall = rate in (flaky or set()) and rate not in tried
         tried.add(rate)
         r.completed = int(min(rate, capacity))
         for _ in range(r.completed):
             r.histogram.record_us(200_000 if stall else 2_000)
-        return r, rate
+        return r, rate, {}
 
     return run
 
@@ -50,12 +53,12 @@ def test_without_retries_one_stall_caps_the_rate() -> None:
 def test_a_rate_served_down_the_ladder_fails() -> None:
     """Fast answers from POPULARITY for warm users are load shedding, not capacity."""
 
-    def run(rate: float) -> tuple[RunResult, float]:
+    def run(rate: float) -> tuple[RunResult, float, dict[str, Any]]:
         r = RunResult(started=0.0, finished=1.0, completed=int(rate), expected_full=int(rate))
         for _ in range(r.completed):
             r.histogram.record_us(1_000)
         r.degraded = int(rate) if rate > 300 else 0
-        return r, rate
+        return r, rate, {}
 
     best, steps = find_max_rps(run, SearchConfig(start_rps=100, bisect_steps=3, retries=0, cooldown_s=0))
     assert 250 <= best <= 300
