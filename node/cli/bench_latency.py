@@ -28,7 +28,7 @@ def register(which: Any) -> None:
     p.add_argument("--processes", type=int, default=2, help="server processes of the node started here (default 2)")
     p.add_argument("--server-workers", type=int, default=None, help="threads per server process for blocking calls")
     p.add_argument("--workers", type=int, default=1, help="load generator processes (default 1)")
-    p.add_argument("--connections", type=int, default=4, help="connections per load generator process (default 4)")
+    p.add_argument("--connections", type=int, default=16, help="connections per load generator process (default 16)")
     p.add_argument("--candidates", type=int, default=500, help="candidate_pool_size per request (default 500)")
     p.add_argument("-n", "--num-results", type=int, default=20, help="num_results per request (default 20)")
     p.add_argument("--unknown-share", type=float, default=0.05, help="share of unknown users (default 0.05)")

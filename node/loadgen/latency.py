@@ -47,7 +47,7 @@ class LatencyConfig:
     processes: int = 2
     server_workers: int | None = None
     workers: int = 1  # load generator processes (edgerank-loadgen)
-    connections: int = 4  # per load generator process
+    connections: int = 16  # per load generator process: enough for the kernel to spread them evenly
     mix: RequestMix = field(default_factory=RequestMix)
     duration_s: float = 10.0
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -65,14 +65,19 @@ class _Meter:
         self.node = node
 
     @contextmanager
-    def measure(self, out: dict[str, float]) -> Iterator[None]:
-        c0, t0 = (self.node.cpu_s() if self.node else 0.0), time.monotonic()
+    def measure(self, out: dict[str, Any]) -> Iterator[None]:
+        c0, t0 = (self.node.cpu_by_process() if self.node else {}), time.monotonic()
         yield
         wall = time.monotonic() - t0
         if self.node is not None and wall > 0:
-            used = self.node.cpu_s() - c0
+            c1 = self.node.cpu_by_process()
+            by_process = [c1[p] - c0.get(p, 0.0) for p in c1]
+            used = sum(by_process)
             out["node_cpu_cores"] = round(used / wall, 2)
             out["node_cpu_s"] = round(used, 3)
+            # How evenly the kernel spread the connections (SO_REUSEPORT) and so the load: the server
+            # processes' shares of the node's CPU, largest first (the idle parent left out).
+            out["node_cpu_shares"] = sorted((round(c / used, 2) for c in by_process if c > 0.01 * used), reverse=True)
 
 
 def _node_cpu_per_request(figures: dict[str, Any], result: RunResult) -> dict[str, Any]:

@@ -152,7 +152,11 @@ class LocalNode:
 
     def cpu_s(self) -> float:
         """CPU seconds used so far by the node's processes."""
-        return sum(_cpu_s(p) for p in self.pids)
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds used so far by each of the node's processes."""
+        return {p: _cpu_s(p) for p in self.pids}
 
     def stop(self) -> int | None:
         """SIGTERM, wait, kill if needed; the exit code."""

@@ -61,6 +61,7 @@ def test_short_run_prints_the_three_runs(small_bundle: Path) -> None:
         assert run["loadgen_cpu_cores"] >= 0
         # The node was started here: its CPU per request is measured (from /proc, all its processes).
         assert run["node_cpu_ms_per_request"] > 0
+        assert run["node_cpu_shares"] == [1.0]  # one server process (the parent idles)
     assert doc["one_in_flight"]["rate_rps"] is None
     assert doc["half_max"]["rate_rps"] == round(0.5 * doc["max_rps"], 1)
     assert doc["eighty_pct_max"]["rate_rps"] == round(0.8 * doc["max_rps"], 1)
