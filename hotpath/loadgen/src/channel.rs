@@ -1,8 +1,11 @@
 //! Unary `Rank` calls over a few HTTP/2 connections (gRPC over h2, prior knowledge, no TLS).
 //!
 //! Each connection is its own TCP connection, so that a node whose processes share the port with
-//! SO_REUSEPORT sees connections it can spread across them. A connection that fails is dropped and
-//! opened again by the next call that picks it.
+//! SO_REUSEPORT sees connections it can spread across them. The kernel spreads them by a hash, not
+//! evenly (16 connections over 2 processes often split 10 to 6), so a call goes to the connection
+//! with the fewest calls in flight, ties in turn: a load balancer's "least request", which sends
+//! less to a process that queues. A connection that fails is dropped and opened again by the next
+//! call that picks it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,6 +24,7 @@ pub struct Channel {
     target: String,
     uri: Uri,
     conns: Vec<Mutex<Option<SendRequest<Bytes>>>>,
+    in_flight: Vec<AtomicUsize>,
     next: AtomicUsize,
     timeout: Duration,
     grpc_timeout: HeaderValue,
@@ -94,6 +98,7 @@ impl Channel {
         Ok(Channel {
             target: target.to_string(),
             uri,
+            in_flight: (0..conns.len()).map(|_| AtomicUsize::new(0)).collect(),
             conns,
             next: AtomicUsize::new(0),
             timeout,
@@ -102,9 +107,14 @@ impl Channel {
         })
     }
 
-    /// One `Rank` call with `framed` (a gRPC-framed RankRequest) on the next connection in turn.
+    fn pick(&self) -> usize {
+        least_busy(&self.in_flight, self.next.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// One `Rank` call with `framed` (a gRPC-framed RankRequest) on the least busy connection.
     pub async fn rank(&self, framed: Bytes) -> Outcome {
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let slot = self.pick();
+        let _counted = InFlight::enter(&self.in_flight[slot]);
         match tokio::time::timeout(self.timeout, self.call(slot, framed)).await {
             Err(_) => Outcome::status(DEADLINE_EXCEEDED),
             Ok(Ok(outcome)) => outcome,
@@ -181,10 +191,76 @@ impl Channel {
     }
 }
 
+/// The connection with the fewest calls in flight: the first such from `turn % n` on.
+fn least_busy(in_flight: &[AtomicUsize], turn: usize) -> usize {
+    let n = in_flight.len();
+    let first = turn % n;
+    (first..first + n)
+        .map(|i| i % n)
+        .min_by_key(|&i| in_flight[i].load(Ordering::Relaxed))
+        .expect("at least one connection")
+}
+
+/// One call counted in flight on its connection until dropped (answered, failed, or timed out).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Print the first few distinct call errors to stderr (a failing node would otherwise flood it).
 fn log_once(message: &str) {
     static LOGGED: AtomicUsize = AtomicUsize::new(0);
     if LOGGED.fetch_add(1, Ordering::Relaxed) < 5 {
         eprintln!("edgerank-loadgen: call failed: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(values: &[usize]) -> Vec<AtomicUsize> {
+        values.iter().map(|&v| AtomicUsize::new(v)).collect()
+    }
+
+    #[test]
+    fn idle_connections_take_turns() {
+        let idle = counts(&[0, 0, 0]);
+        assert_eq!(
+            (0..6).map(|t| least_busy(&idle, t)).collect::<Vec<_>>(),
+            [0, 1, 2, 0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn a_busy_connection_is_passed_over() {
+        let busy = counts(&[3, 1, 2]);
+        assert!((0..6).all(|t| least_busy(&busy, t) == 1));
+        let tie = counts(&[1, 5, 1]);
+        assert_eq!(
+            (0..3).map(|t| least_busy(&tie, t)).collect::<Vec<_>>(),
+            [0, 2, 2]
+        );
+    }
+
+    #[test]
+    fn in_flight_counts_until_dropped() {
+        let c = AtomicUsize::new(0);
+        {
+            let _a = InFlight::enter(&c);
+            let _b = InFlight::enter(&c);
+            assert_eq!(c.load(Ordering::Relaxed), 2);
+        }
+        assert_eq!(c.load(Ordering::Relaxed), 0);
     }
 }
