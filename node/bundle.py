@@ -12,7 +12,8 @@ serves, so no step of the load may hold the GIL for long: every request thread
 would wait for it. The arrays are memory-mapped (read-only, shared with the
 page cache and with every other version and process that maps them; the hot
 path's packed item table too: :meth:`hotpath.Assembler.open` maps
-``item_rows.npy`` instead of copying the item arrays into each process), the id
+``item_rows.npy`` instead of copying the item arrays into each process, and
+the item embeddings, dense features and genres are views of it), the id
 lookups are sorted arrays (:class:`IdIndex`: one ``argsort``, which runs
 without the GIL, instead of a million-entry dict built with it), the titles
 are read only when asked for (they are not on the Rank path), and what is
@@ -36,6 +37,7 @@ import numpy as np
 import onnxruntime as ort
 
 import hotpath
+from hotpath.item_rows import item_columns
 from node.prefault import prefault
 from replicator import verified
 from trainer import bundle as bundle_format
@@ -158,7 +160,10 @@ class LoadedBundle:
     surfaces: dict[str, str]  # surface -> popularity list name
     item_ids: np.ndarray  # str [n_items]
     item_index: IdIndex
-    item_emb: np.ndarray  # f32 [n_items, D], a strided view of the mapped item_rows.npy
+    # The item arrays: strided views of the mapped item_rows.npy (hotpath.item_rows), no copies.
+    item_emb: np.ndarray  # f32 [n_items, D]
+    item_dense: np.ndarray  # f32 [n_items, 5 + G]
+    item_genre: np.ndarray  # f32 [n_items, G]
     user_ids: np.ndarray  # str [n_users]
     user_index: IdIndex
     user_dense: np.ndarray
@@ -343,15 +348,14 @@ class LoadedBundle:
             raise BundleError(f"cannot map the item table: {e}") from e
         if assembler.n_items != n:
             raise fail(f"item_rows.npy has {assembler.n_items} rows for {n} items")
-        # The embeddings as the first `dim` floats of each packed row (numpy's own map of the same file: the
-        # same page-cache pages as the assembler's).
-        item_rows = mapped("item_rows.npy")
-        item_emb = item_rows[:, :dim]
+        # The item arrays as views of the packed rows (numpy's own map of the same file: the same page-cache
+        # pages as the assembler's).
+        items = item_columns(mapped("item_rows.npy"), dim, g, feature_defs.item_dim(g))
         step("tables")
         # Checked (every item in one list) and copied off the GIL; the re-score reads the embeddings from the
         # mapped item rows (their first `dim` floats).
         try:
-            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, item_rows))
+            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, items.rows))
         except hotpath.ShapeError as e:
             raise fail(f"the IVF files do not fit the item embeddings: {e}") from e
         step("ivf")
@@ -369,7 +373,9 @@ class LoadedBundle:
             surfaces=surfaces,
             item_ids=item_ids,
             item_index=item_index,
-            item_emb=item_emb,
+            item_emb=items.emb,
+            item_dense=items.dense,
+            item_genre=items.genre,
             user_ids=user_ids,
             user_index=user_index,
             user_dense=user_dense,
@@ -388,7 +394,7 @@ class LoadedBundle:
             candidates=CandidateGenerator(
                 ivf_search(ivf, nprobe),
                 ann_search(index),
-                item_emb,
+                items.emb,
                 popularity.get("trending", _EMPTY_LIST),
                 popularity.get("fresh", _EMPTY_LIST),
             ),

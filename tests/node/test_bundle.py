@@ -135,7 +135,10 @@ def item_tables(bundle_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 def test_the_mapped_item_rows_assemble_the_reference_matrix(bundle_root: Path) -> None:
     bundle = LoadedBundle.load(bundle_root)
     tables = item_tables(bundle.path)
-    np.testing.assert_array_equal(bundle.item_emb, tables[1])  # the view of the rows is the embeddings
+    # The views of the rows are the item arrays.
+    np.testing.assert_array_equal(bundle.item_emb, tables[1])
+    np.testing.assert_array_equal(bundle.item_dense, tables[0])
+    np.testing.assert_array_equal(bundle.item_genre, tables[2])
     rng = np.random.default_rng(4)
     candidates = rng.integers(0, bundle.n_items, 500).astype(np.uint32)
     for row in (0, 17, 299):
