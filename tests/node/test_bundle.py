@@ -312,6 +312,53 @@ def test_id_index_is_a_mapping_over_sorted_ids() -> None:
         IdIndex(np.array(["a", "b", "a"], dtype=str), "item ids")
 
 
+def test_id_index_uses_a_stored_order_and_checks_it() -> None:
+    from node.bundle import IdIndex
+
+    ids = np.array(["b", "a10", "a9", "c", ""], dtype=str)
+    order = np.argsort(ids, kind="stable").astype(np.int64)
+    index = IdIndex(ids, "item ids", order)
+    assert dict(index) == dict(IdIndex(ids)) == {"b": 0, "a10": 1, "a9": 2, "c": 3, "": 4}
+    assert index["a9"] == 2 and index.get("zz") is None and "a1" not in index and index.get("") == 4
+    assert index._rows is order  # used as stored (an int64 order is not even copied), not sorted again
+    assert dict(IdIndex(ids, "item ids", order.astype(np.int32))) == dict(index)
+
+    def refused(stored: list[int] | np.ndarray, message: str, of: np.ndarray = ids) -> None:
+        with pytest.raises(BundleError) as e:
+            IdIndex(of, "item ids", np.asarray(stored))
+        assert str(e.value) == message
+
+    refused([4, 1, 2, 3, 0], "item ids: the stored order does not sort them ('c' at row 3 before 'b' at row 0)")
+    refused([4, 2, 1, 0, 3], "item ids: the stored order does not sort them ('a9' at row 2 before 'a10' at row 1)")
+    refused([4, 1, 1, 0, 3], "item ids: the stored order is not a permutation (row 1 twice)")
+    refused([4, 1, 2, 0, 5], "item ids: the stored order has row numbers outside [0, 5)")
+    refused([-1, 1, 2, 0, 3], "item ids: the stored order has row numbers outside [0, 5)")
+    refused([4, 1, 2, 0], "item ids: the stored order is int64 (4,), not 5 row numbers")
+    refused(order.astype(np.float32), "item ids: the stored order is float32 (5,), not 5 row numbers")
+    refused(order[[0, 1, 2, 3, 4, 0]], "item ids: the stored order is int64 (6,), not 5 row numbers")
+    # Duplicate ids in a stored order that sorts them: the same refusal as without an order.
+    dup = np.array(["a", "b", "a"], dtype=str)
+    refused([0, 2, 1], "item ids are not unique: 'a' appears more than once", dup)
+
+
+def test_the_id_order_is_checked_block_by_block_across_the_blocks_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.bundle import IdIndex
+
+    monkeypatch.setattr(IdIndex, "CHECK_BLOCK", 4)
+    ids = np.array([f"id{k:02d}" for k in range(19)], dtype=str)[::-1].copy()  # rows in descending order
+    order = np.argsort(ids, kind="stable")
+    assert [IdIndex(ids, "ids", order)[f"id{k:02d}"] for k in (0, 7, 18)] == [18, 11, 0]
+    for i in range(18):  # every pair of neighbours, inside a block and on its edges
+        swapped = order.copy()
+        swapped[[i, i + 1]] = swapped[[i + 1, i]]
+        with pytest.raises(BundleError, match=f"the stored order does not sort them \\('id{i + 1:02d}'"):
+            IdIndex(ids, "ids", swapped)
+        twice = order.copy()
+        twice[i + 1] = twice[i]
+        with pytest.raises(BundleError, match="not a permutation"):
+            IdIndex(ids, "ids", twice)
+
+
 def test_arrays_are_read_only_maps_and_titles_are_read_on_use(bundle_root: Path) -> None:
     b = LoadedBundle.load(bundle_root)
     assert not b.item_emb.flags.writeable and not b.user_dense.flags.writeable
