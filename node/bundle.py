@@ -14,8 +14,10 @@ page cache and with every other version and process that maps them; the hot
 path's packed item table too: :meth:`hotpath.Assembler.open` maps
 ``item_rows.npy`` instead of copying the item arrays into each process, and
 the item embeddings, dense features and genres are views of it), the id
-lookups are sorted arrays (:class:`IdIndex`: one ``argsort``, which runs
-without the GIL, instead of a million-entry dict built with it), the titles
+lookups are binary searches through the ids' sorted order (:class:`IdIndex`:
+the order the trainer stored, checked by vectorised comparisons, which run
+without the GIL, instead of a million-entry dict built with it or a sort at
+every load), the titles
 are read only when asked for (they are not on the Rank path), and what is
 left holds the GIL for at most a few milliseconds at a time at 1M items.
 """
@@ -57,7 +59,7 @@ CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
 
 
-# Added to the niceness of the thread that does a load's bulk work (sorting ids, checking the mapped item rows).
+# Added to the niceness of the thread that does a load's bulk work (checking the ids' order and the mapped item rows).
 LOAD_NICENESS = 10
 T = TypeVar("T")
 
@@ -317,11 +319,13 @@ class LoadedBundle:
 
         item_ids = mapped("item_ids.npy")
         n = len(item_ids)
+        item_order = npy("item_id_order.npy", None, (n,))  # dtype checked by IdIndex
         # The item arrays the node reads are the packed rows of item_rows.npy (checked by the assembler
-        # below); item_dense, item_emb, item_genre and item_first_ts.npy are not mapped.
+        # below); item_first_ts.npy is not mapped.
         item_primary = npy("item_primary_genre.npy", np.uint16, (n,))
         user_ids = mapped("user_ids.npy")
         u = len(user_ids)
+        user_order = npy("user_id_order.npy", None, (u,))
         user_dense = npy("user_dense.npy", np.float32, (u, feature_defs.user_dim(g)))
         user_emb = npy("user_emb.npy", np.float32, (u, dim))
         user_last_ts = npy("user_last_ts.npy", np.float64, (u,))
@@ -349,7 +353,7 @@ class LoadedBundle:
                 raise fail("user_seen_indptr is not a valid CSR row pointer for user_seen_items")
             if len(seen) and int(seen.max()) >= n:
                 raise fail("user_seen_items refers to items outside the catalog")
-            return IdIndex(item_ids, "item ids"), IdIndex(user_ids, "user ids")
+            return IdIndex(item_ids, "item ids", item_order), IdIndex(user_ids, "user ids", user_order)
 
         item_index, user_index = _low_priority(bulk)
         step("ids")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 import hotpath
 from hotpath.item_rows import item_columns
+from trainer.bundle import Staging
 from trainer.candidates import CandidateGenerator
 from trainer.data import Interactions
 from trainer.features import UserFeatures, context_vector, item_dim, user_features
@@ -64,9 +65,12 @@ class ItemTables:
             return hotpath.Assembler.open(self.rows_file, self.emb.shape[1], self.genre.shape[1], self.dense.shape[1])
         return hotpath.Assembler(self.dense, self.emb, self.genre, self.first_ts)
 
-    def write_rows(self, path: Path) -> None:
-        """The bundle's ``item_rows.npy``: these tables packed as the node maps them."""
-        hotpath.write_item_rows(path, self.dense, self.emb, self.genre, self.first_ts)
+    def write(self, st: Staging) -> None:
+        """A bundle's item files: ``item_rows.npy`` (the arrays packed as the node maps them; the bundle
+        carries them nowhere else), ``item_primary_genre.npy`` and ``item_first_ts.npy``."""
+        hotpath.write_item_rows(st.file(ITEM_ROWS), self.dense, self.emb, self.genre, self.first_ts)
+        st.save_npy("item_primary_genre.npy", self.primary_genre)
+        st.save_npy("item_first_ts.npy", self.first_ts)
 
 
 @dataclass
