@@ -17,9 +17,9 @@ the item embeddings, dense features and genres are views of it), the id
 lookups are binary searches through the ids' sorted order (:class:`IdIndex`:
 the order the trainer stored, checked by vectorised comparisons, which run
 without the GIL, instead of a million-entry dict built with it or a sort at
-every load), the titles
-are read only when asked for (they are not on the Rank path), and what is
-left holds the GIL for at most a few milliseconds at a time at 1M items.
+every load), the titles are read only when asked for (they are not on the
+Rank path), and what is left holds the GIL for at most a few milliseconds at
+a time at 1M items.
 """
 
 from __future__ import annotations
@@ -98,13 +98,12 @@ class IdIndex(Mapping[str, int]):
     """id -> row of a str array, as a read-only mapping: a binary search over the ids in sorted order.
 
     The order is the bundle's (``item_id_order.npy``, ``user_id_order.npy``: the trainer's stable argsort),
-    checked here, or else an ``argsort`` of the ids (0.15 to 1.1 s at 1M ids). The lookups search the ids
-    through the order (numpy's ``searchsorted`` with a ``sorter``): no sorted copy of the ids (44 MB at 1M
-    ids of 11 characters), and with a stored int64 order, nothing of the process's own. Built without
-    holding the GIL for long (``argsort``, and the check's fancy indexing and comparisons of a str array,
-    a block of ids at a time, release it), unlike a dict, whose million inserts hold it for tens of
-    milliseconds at a time; a lookup costs about 1.5 us instead of 0.1 us, and a request makes a handful.
-    Ids must be unique.
+    checked here, or else an ``argsort`` of the ids. The lookups search the ids through the order (numpy's
+    ``searchsorted`` with a ``sorter``): no sorted copy of the ids (44 MB at 1M ids of 11 characters), and
+    with a stored int64 order, nothing of the process's own. Built without holding the GIL for long
+    (``argsort``, and the check's fancy indexing and comparisons of a str array, a block of ids at a time,
+    release it), unlike a dict, whose million inserts hold it for tens of milliseconds at a time; a lookup
+    costs about 1.5 us instead of 0.1 us, and a request makes a handful. Ids must be unique.
     """
 
     # Ids gathered in sorted order per block of the check.
