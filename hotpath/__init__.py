@@ -25,6 +25,7 @@ from hotpath._native import (
     ShapeError,
     UnknownItemError,
     __version__,
+    item_row_layout,
     write_item_rows,
 )
 
@@ -41,5 +42,6 @@ __all__ = [
     "ShapeError",
     "UnknownItemError",
     "__version__",
+    "item_row_layout",
     "write_item_rows",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "ShapeError",
     "UnknownItemError",
     "__version__",
+    "item_row_layout",
     "write_item_rows",
 ]
 
@@ -204,6 +205,13 @@ class Reranker:
         seed: int,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
         """Return ``(positions, explored)``; positions index the input arrays."""
+
+def item_row_layout(emb_dim: int, n_genres: int, item_dim: int) -> tuple[int, list[tuple[str, int, int]]]:
+    """The packed row of items with these dimensions: ``(stride, [(column, start, stop), ...])`` in floats.
+
+    The columns are ``emb``, ``genre``, ``dense`` and ``first_ts`` (two floats: the low, then the high half of
+    its f64 bits), in that order; padding fills the row to ``stride``. ``hotpath.item_rows`` reads a table with it.
+    """
 
 def write_item_rows(
     path: str | PathLike[str],

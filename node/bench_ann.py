@@ -25,6 +25,7 @@ import hotpath
 from node.conditions import load_average, machine
 from trainer import ivf
 from trainer.bundle import MANIFEST, resolve
+from trainer.rows import ItemTables
 
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
@@ -57,7 +58,10 @@ def run(
     # Read as JSON, not checked as a servable bundle: the benchmark only reads the embeddings and the index,
     # so it compares the searches on bundles of any format.
     manifest = json.loads((bundle_dir / MANIFEST).read_text())
-    item_emb = np.load(bundle_dir / "item_emb.npy", mmap_mode="r")
+    if (bundle_dir / "item_emb.npy").is_file():  # format 2 and older
+        item_emb = np.load(bundle_dir / "item_emb.npy", mmap_mode="r")
+    else:  # a view of the mapped item rows
+        item_emb = ItemTables.open(bundle_dir, manifest).emb
     user_emb = np.load(bundle_dir / "user_emb.npy", mmap_mode="r")
     rng = np.random.default_rng(seed)
     q = np.ascontiguousarray(user_emb[np.sort(rng.choice(len(user_emb), queries, replace=False))], np.float32)

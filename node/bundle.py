@@ -12,11 +12,14 @@ serves, so no step of the load may hold the GIL for long: every request thread
 would wait for it. The arrays are memory-mapped (read-only, shared with the
 page cache and with every other version and process that maps them; the hot
 path's packed item table too: :meth:`hotpath.Assembler.open` maps
-``item_rows.npy`` instead of copying the item arrays into each process), the id
-lookups are sorted arrays (:class:`IdIndex`: one ``argsort``, which runs
-without the GIL, instead of a million-entry dict built with it), the titles
-are read only when asked for (they are not on the Rank path), and what is
-left holds the GIL for at most a few milliseconds at a time at 1M items.
+``item_rows.npy`` instead of copying the item arrays into each process, and
+the item embeddings, dense features and genres are views of it), the id
+lookups are binary searches through the ids' sorted order (:class:`IdIndex`:
+the order the trainer stored, checked by vectorised comparisons, which run
+without the GIL, instead of a million-entry dict built with it or a sort at
+every load), the titles are read only when asked for (they are not on the
+Rank path), and what is left holds the GIL for at most a few milliseconds at
+a time at 1M items.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 import numpy as np
 import onnxruntime as ort
 
 import hotpath
+from hotpath.item_rows import item_columns
 from node.prefault import prefault
 from replicator import verified
 from trainer import bundle as bundle_format
@@ -55,7 +59,7 @@ CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
 
 
-# Added to the niceness of the thread that does a load's bulk work (sorting ids, checking the mapped item rows).
+# Added to the niceness of the thread that does a load's bulk work (checking the ids' order and the mapped item rows).
 LOAD_NICENESS = 10
 T = TypeVar("T")
 
@@ -91,34 +95,71 @@ def _low_priority(fn: Callable[[], T]) -> T:
 
 
 class IdIndex(Mapping[str, int]):
-    """id -> row of a str array, as a read-only mapping: a binary search over the ids sorted once.
+    """id -> row of a str array, as a read-only mapping: a binary search over the ids in sorted order.
 
-    Built without holding the GIL for long (``argsort`` and fancy indexing of a
-    str array release it), unlike a dict, whose million inserts hold it for
-    tens of milliseconds at a time; a lookup costs about 1.5 us instead of 0.1
-    us, and a request makes a handful. Ids must be unique.
+    The order is the bundle's (``item_id_order.npy``, ``user_id_order.npy``: the trainer's stable argsort),
+    checked here, or else an ``argsort`` of the ids. The lookups search the ids through the order (numpy's
+    ``searchsorted`` with a ``sorter``): no sorted copy of the ids (44 MB at 1M ids of 11 characters), and
+    with a stored int64 order, nothing of the process's own. Built without holding the GIL for long
+    (``argsort``, and the check's fancy indexing and comparisons of a str array, a block of ids at a time,
+    release it), unlike a dict, whose million inserts hold it for tens of milliseconds at a time; a lookup
+    costs about 1.5 us instead of 0.1 us, and a request makes a handful. Ids must be unique.
     """
 
-    def __init__(self, ids: np.ndarray, what: str = "ids"):
+    # Ids gathered in sorted order per block of the check.
+    CHECK_BLOCK = 1 << 16
+
+    def __init__(self, ids: np.ndarray, what: str = "ids", order: np.ndarray | None = None):
         if ids.ndim != 1 or ids.dtype.kind != "U":
             raise BundleError(f"{what} must be a 1-d str array, not {ids.dtype} {ids.shape}")
         self._ids = ids
         # numpy's searchsorted casts the whole array to a key's wider dtype (a copy of every id, about
         # 20 ms with the GIL held at 1M ids): a key longer than the longest id is never looked up.
         self._width = ids.dtype.itemsize // np.dtype("U1").itemsize
-        self._rows = np.argsort(ids, kind="stable")
-        self._sorted = ids[self._rows]
-        if len(ids) > 1 and not bool(np.all(self._sorted[1:] != self._sorted[:-1])):
-            dup = self._sorted[1:][self._sorted[1:] == self._sorted[:-1]][0]
-            raise BundleError(f"{what} are not unique: {str(dup)!r} appears more than once")
+        if order is None:
+            self._rows = np.argsort(ids, kind="stable")
+        else:
+            if order.shape != ids.shape or order.dtype.kind not in "iu":
+                raise BundleError(
+                    f"{what}: the stored order is {order.dtype} {order.shape}, not {len(ids)} row numbers"
+                )
+            if len(order) and (int(order.min()) < 0 or int(order.max()) >= len(ids)):
+                raise BundleError(f"{what}: the stored order has row numbers outside [0, {len(ids)})")
+            # searchsorted converts any other sorter to intp at every call (a copy of the whole order).
+            self._rows = order.astype(np.intp, copy=False)
+        self._check(what, stored=order is not None)
+
+    def _check(self, what: str, stored: bool) -> None:
+        """The ids in this order are strictly increasing: sorted and unique, so that (with the bounds checked)
+        the order is a permutation. Block by block, so that no copy of all the ids is made."""
+        ids, rows, block = self._ids, self._rows, self.CHECK_BLOCK
+        for start in range(0, len(ids) - 1, block):
+            ordered = ids[rows[start : start + block + 1]]
+            if not bool(np.all(ordered[1:] > ordered[:-1])):
+                self._refuse(what, stored, ordered, rows[start : start + block + 1])
+
+    @staticmethod
+    def _refuse(what: str, stored: bool, ordered: np.ndarray, rows: np.ndarray) -> NoReturn:
+        """Why ``ordered`` (the ids of ``rows``) are not strictly increasing (off the common path)."""
+        after, before = ordered[1:], ordered[:-1]
+        if stored and bool(np.any(after < before)):
+            i = int(np.argmax(after < before))
+            raise BundleError(
+                f"{what}: the stored order does not sort them ({str(before[i])!r} at row {int(rows[i])} "
+                f"before {str(after[i])!r} at row {int(rows[i + 1])})"
+            )
+        i = int(np.argmax(after == before))
+        if stored and rows[i] == rows[i + 1]:
+            raise BundleError(f"{what}: the stored order is not a permutation (row {int(rows[i])} twice)")
+        raise BundleError(f"{what} are not unique: {str(after[i])!r} appears more than once")
 
     def _find(self, key: object) -> int:
         if not isinstance(key, str) or len(key) > self._width:
             return -1
-        s = self._sorted
-        i = int(s.searchsorted(key))
-        if i < len(s) and s[i] == key:
-            return int(self._rows[i])
+        ids, rows = self._ids, self._rows
+        i = int(ids.searchsorted(key, sorter=rows))
+        if i < len(ids) and ids[rows[i]] == key:
+            return int(rows[i])
         return -1
 
     @overload
@@ -158,7 +199,10 @@ class LoadedBundle:
     surfaces: dict[str, str]  # surface -> popularity list name
     item_ids: np.ndarray  # str [n_items]
     item_index: IdIndex
-    item_emb: np.ndarray  # f32 [n_items, D], a strided view of the mapped item_rows.npy
+    # The item arrays: strided views of the mapped item_rows.npy (hotpath.item_rows), no copies.
+    item_emb: np.ndarray  # f32 [n_items, D]
+    item_dense: np.ndarray  # f32 [n_items, 5 + G]
+    item_genre: np.ndarray  # f32 [n_items, G]
     user_ids: np.ndarray  # str [n_users]
     user_index: IdIndex
     user_dense: np.ndarray
@@ -274,11 +318,13 @@ class LoadedBundle:
 
         item_ids = mapped("item_ids.npy")
         n = len(item_ids)
+        item_order = npy("item_id_order.npy", None, (n,))  # dtype checked by IdIndex
         # The item arrays the node reads are the packed rows of item_rows.npy (checked by the assembler
-        # below); item_dense, item_emb, item_genre and item_first_ts.npy are not mapped.
+        # below); item_first_ts.npy is not mapped.
         item_primary = npy("item_primary_genre.npy", np.uint16, (n,))
         user_ids = mapped("user_ids.npy")
         u = len(user_ids)
+        user_order = npy("user_id_order.npy", None, (u,))
         user_dense = npy("user_dense.npy", np.float32, (u, feature_defs.user_dim(g)))
         user_emb = npy("user_emb.npy", np.float32, (u, dim))
         user_last_ts = npy("user_last_ts.npy", np.float64, (u,))
@@ -306,7 +352,7 @@ class LoadedBundle:
                 raise fail("user_seen_indptr is not a valid CSR row pointer for user_seen_items")
             if len(seen) and int(seen.max()) >= n:
                 raise fail("user_seen_items refers to items outside the catalog")
-            return IdIndex(item_ids, "item ids"), IdIndex(user_ids, "user ids")
+            return IdIndex(item_ids, "item ids", item_order), IdIndex(user_ids, "user ids", user_order)
 
         item_index, user_index = _low_priority(bulk)
         step("ids")
@@ -343,15 +389,14 @@ class LoadedBundle:
             raise BundleError(f"cannot map the item table: {e}") from e
         if assembler.n_items != n:
             raise fail(f"item_rows.npy has {assembler.n_items} rows for {n} items")
-        # The embeddings as the first `dim` floats of each packed row (numpy's own map of the same file: the
-        # same page-cache pages as the assembler's).
-        item_rows = mapped("item_rows.npy")
-        item_emb = item_rows[:, :dim]
+        # The item arrays as views of the packed rows (numpy's own map of the same file: the same page-cache
+        # pages as the assembler's).
+        items = item_columns(mapped("item_rows.npy"), dim, g, feature_defs.item_dim(g))
         step("tables")
         # Checked (every item in one list) and copied off the GIL; the re-score reads the embeddings from the
         # mapped item rows (their first `dim` floats).
         try:
-            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, item_rows))
+            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, items.rows))
         except hotpath.ShapeError as e:
             raise fail(f"the IVF files do not fit the item embeddings: {e}") from e
         step("ivf")
@@ -369,7 +414,9 @@ class LoadedBundle:
             surfaces=surfaces,
             item_ids=item_ids,
             item_index=item_index,
-            item_emb=item_emb,
+            item_emb=items.emb,
+            item_dense=items.dense,
+            item_genre=items.genre,
             user_ids=user_ids,
             user_index=user_index,
             user_dense=user_dense,
@@ -388,7 +435,7 @@ class LoadedBundle:
             candidates=CandidateGenerator(
                 ivf_search(ivf, nprobe),
                 ann_search(index),
-                item_emb,
+                items.emb,
                 popularity.get("trending", _EMPTY_LIST),
                 popularity.get("fresh", _EMPTY_LIST),
             ),

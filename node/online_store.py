@@ -105,8 +105,7 @@ class RedisFeatureStore:
     def __init__(self, bundle: LoadedBundle, link: RedisLink, cache: FeatureCache):
         self._bundle, self._link, self._cache = bundle, link, cache
         self._batch = EmbeddedFeatureStore(bundle)
-        # Memory-mapped: shared with the page cache (the bundle loader verified the file).
-        self._item_genre = np.load(bundle.path / "item_genre.npy", allow_pickle=False, mmap_mode="r")
+        self._item_genre = bundle.item_genre  # a view of the bundle's mapped item rows
         self._head = user_value.header(
             str(bundle.manifest["feature_schema_hash"]), str(bundle.manifest["embedding_space_id"])
         )

@@ -58,6 +58,7 @@ from node.nats_link import EVENTS, RECONNECT_WAIT_S, ensure_stream
 from node.settings import Settings
 from trainer import bundle as bundle_format
 from trainer.event_labels import interaction
+from trainer.rows import ItemTables
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class FeatureTables:
             return np.load(path / name, allow_pickle=False)
 
         item_ids = npy("item_ids.npy")
+        items = ItemTables.open(path, manifest)  # views of the mapped item rows
         user_ids = npy("user_ids.npy")
         seen_items = npy("user_seen_items.npy")
         listed = set(manifest.get("files", {}))
@@ -164,8 +166,8 @@ class FeatureTables:
             head=user_value.header(str(manifest["feature_schema_hash"]), str(manifest["embedding_space_id"])),
             item_ids=item_ids,
             item_index={str(x): i for i, x in enumerate(item_ids.tolist())},
-            item_emb=npy("item_emb.npy"),
-            item_genre=npy("item_genre.npy"),
+            item_emb=items.emb,
+            item_genre=items.genre,
             user_index={str(x): i for i, x in enumerate(user_ids.tolist())},
             seen_indptr=npy("user_seen_indptr.npy"),
             seen_items=seen_items,

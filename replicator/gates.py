@@ -24,6 +24,7 @@ from replicator.errors import GateRefused
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
 from trainer.bundle import BundleError
+from trainer.rows import ItemTables
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,11 @@ def run_gates(bundle_dir: Path, champion: dict[str, Any] | None, config: GateCon
     space = manifest.get("embedding_space_id")
     if not space:
         raise GateRefused("embedding_space", "manifest has no embedding_space_id")
-    for name in ("item_emb.npy", "user_emb.npy", "ivf_centroids.npy", "ivf_codes.npy"):
+    try:  # the item embeddings are a view of the item rows, whose stride the manifest's dimensions fix
+        ItemTables.open(bundle_dir, manifest)
+    except (KeyError, ValueError) as e:
+        raise GateRefused("embedding_space", f"item_rows.npy: {type(e).__name__}: {e}") from e
+    for name in ("user_emb.npy", "ivf_centroids.npy", "ivf_codes.npy"):
         shape = np.load(bundle_dir / name, mmap_mode="r", allow_pickle=False).shape
         if len(shape) != 2 or shape[1] != dim:
             raise GateRefused("embedding_space", f"{name} has shape {shape}, embedding_dim is {dim}")

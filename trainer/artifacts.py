@@ -45,7 +45,7 @@ class Artifacts:
 
     def generator(self) -> CandidateGenerator:
         emb = self.items.emb
-        search = ivf_search(self.ivf.index(emb))
+        search = ivf_search(self.ivf.index(self.items.vectors))
         return CandidateGenerator(search, index_search(self.index), emb, self.lists["trending"], self.lists["fresh"])
 
 
@@ -148,18 +148,9 @@ def _check_index(path: Path, spec: dict[str, Any], dim: int, n_items: int, ndim:
 
 
 def load_artifacts(bundle_dir: Path, manifest: dict[str, Any]) -> Artifacts:
-    """The serving artifacts of a written bundle (for evaluation and tools)."""
-
-    def npy(name: str) -> np.ndarray:
-        return np.load(bundle_dir / name, allow_pickle=False)
-
-    tables = ItemTables(
-        npy("item_dense.npy"),
-        npy("item_emb.npy"),
-        npy("item_genre.npy"),
-        npy("item_first_ts.npy"),
-        npy("item_primary_genre.npy"),
-    )
+    """The serving artifacts of a written bundle (for evaluation and tools); the item arrays are views of its
+    memory-mapped item rows."""
+    tables = ItemTables.open(bundle_dir, manifest)
     emb = tables.emb
     index = restore_index(bundle_dir / "index.usearch", manifest["index"], emb.shape[1], emb.shape[0])
     lists = json.loads((bundle_dir / "popularity.json").read_text())["lists"]

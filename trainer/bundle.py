@@ -12,30 +12,37 @@ size):
 ``ranker.onnx``            the quantized student; input ``features`` f32
                            [N, F], output ``score`` f32 [N]
 ``teacher.lgb.txt``        the LightGBM teacher the student was checked on
-``index.usearch``          usearch index over ``item_emb`` (keys = rows): session
-                           neighbours
-``ivf_centroids.npy``      f32 [nlist, D], the IVF index of ``item_emb``
+``index.usearch``          usearch index over the item embeddings (keys =
+                           rows): session neighbours
+``ivf_centroids.npy``      f32 [nlist, D], the IVF index of the embeddings
                            (:mod:`trainer.ivf`): the user retrieval
 ``ivf_offsets.npy``        u32 [nlist + 1], list boundaries in ``ivf_items``
 ``ivf_items.npy``          u32 [n_items], item rows, list after list
 ``ivf_codes.npy``          i8 [n_items, D], their 8-bit codes
 ``ivf_scale.npy``          f32 [D], a code's step per dimension
 ``item_ids.npy``           str [n_items], the catalog's item ids
+``item_id_order.npy``      i64 [n_items], the stable argsort of
+                           ``item_ids``: the node's id lookup
+                           binary-searches the ids in this order and only
+                           checks it (:class:`node.bundle.IdIndex`)
 ``item_titles.json``       list of titles, for people
-``item_dense.npy``         f32 [n_items, 5 + G], the item feature block
-``item_emb.npy``           f32 [n_items, D], unit-norm item embeddings
-``item_genre.npy``         f32 [n_items, G], genre one-hot
 ``item_primary_genre.npy`` u16 [n_items], first genre (G when none)
 ``item_first_ts.npy``      f64 [n_items], first interaction (-1 unknown)
-``item_rows.npy``          f32 [n_items, S], the four arrays above packed as
-                           the hot path reads them, one 64-byte-aligned row
-                           per item: ``[emb | genre | dense | first_ts]``,
-                           ``first_ts`` as the two f32 halves of its f64
-                           bits, zero padding to S (a multiple of 16: 96 at
-                           D = 64, G = 12); written by
-                           :func:`hotpath.write_item_rows`, memory-mapped by
-                           the node (:meth:`hotpath.Assembler.open`)
+``item_rows.npy``          f32 [n_items, S], the item arrays packed as the
+                           hot path reads them, one 64-byte-aligned row
+                           per item: ``[emb | genre | dense | first_ts]``
+                           (``emb`` f32 [D], unit norm; ``genre`` f32 [G],
+                           one-hot; ``dense`` f32 [5 + G], the item
+                           feature block), ``first_ts`` as the two f32
+                           halves of its f64 bits, zero padding to S (a
+                           multiple of 16: 96 at D = 64, G = 12); written
+                           by :func:`hotpath.write_item_rows`,
+                           memory-mapped by the node
+                           (:meth:`hotpath.Assembler.open`); every reader
+                           takes the item arrays from it as views
+                           (:mod:`hotpath.item_rows`)
 ``user_ids.npy``           str [n_users], users with batch features
+``user_id_order.npy``      i64 [n_users], as ``item_id_order.npy``
 ``user_dense.npy``         f32 [n_users, 4 + G]
 ``user_emb.npy``           f32 [n_users, D]
 ``user_last_ts.npy``       f64 [n_users]
@@ -45,8 +52,10 @@ size):
 ``golden.json``            requests with the scores the trainer recorded
 =========================  ==============================================
 
-``FORMAT`` 2 added ``item_rows.npy``; a reader refuses any other format (a
-format 1 bundle has no item rows to map: build it again).
+``FORMAT`` 3 dropped ``item_emb.npy``, ``item_dense.npy`` and
+``item_genre.npy`` (the same numbers as ``item_rows.npy``: 372 MB of 1.7 GB at
+1M items) and added the id orders; format 2 added ``item_rows.npy``. A reader
+refuses any other format: build the bundle again.
 
 Optional (:data:`OPTIONAL_FILES`; listed in the manifest when present), rows
 aligned with ``user_seen_items``, for the feature updater to seed online
@@ -69,7 +78,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = 2
+FORMAT = 3
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 
@@ -83,14 +92,13 @@ REQUIRED_FILES = (
     "ivf_codes.npy",
     "ivf_scale.npy",
     "item_ids.npy",
+    "item_id_order.npy",
     "item_titles.json",
-    "item_dense.npy",
-    "item_emb.npy",
-    "item_genre.npy",
     "item_primary_genre.npy",
     "item_first_ts.npy",
     "item_rows.npy",
     "user_ids.npy",
+    "user_id_order.npy",
     "user_dense.npy",
     "user_emb.npy",
     "user_last_ts.npy",
@@ -160,6 +168,17 @@ class Staging:
 
     def save_json(self, name: str, obj: Any) -> None:
         self.file(name).write_text(json.dumps(obj, sort_keys=True))
+
+    def save_ids(self, kind: str, ids: np.ndarray) -> None:
+        """``{kind}_ids.npy`` (``kind`` is ``item`` or ``user``) and their sorted order, ``{kind}_id_order.npy``."""
+        self.save_npy(f"{kind}_ids.npy", ids)
+        self.save_npy(f"{kind}_id_order.npy", id_order(ids))
+
+
+def id_order(ids: np.ndarray) -> np.ndarray:
+    """The stable argsort of a bundle's ids, int64: ``*_id_order.npy`` (the node's lookups search the ids
+    through it as mapped; numpy's ``searchsorted`` would copy any other dtype to intp at every call)."""
+    return np.argsort(ids, kind="stable").astype(np.int64)
 
 
 @contextmanager
@@ -231,7 +250,8 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT:
         raise BundleError(
             f"{bundle_dir}: bundle format {manifest.get('format')!r}, this code reads format {FORMAT} only "
-            f"(format {FORMAT} carries item_rows.npy, the packed item table the node maps): build the bundle again"
+            f"(format {FORMAT} takes the item embeddings, dense features and genres from item_rows.npy and "
+            "carries the ids' sorted order): build the bundle again"
         )
     return manifest
 

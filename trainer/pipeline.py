@@ -214,15 +214,12 @@ def train(
         for name, array in stage2.ivf.arrays().items():
             st.save_npy(name, array)
         tables = stage2.items
-        st.save_npy("item_ids.npy", np.array(catalog.item_ids, dtype=str))
+        st.save_ids("item", np.array(catalog.item_ids, dtype=str))
         st.save_json("item_titles.json", catalog.titles)
-        st.save_npy("item_dense.npy", tables.dense)
-        st.save_npy("item_emb.npy", tables.emb)
-        st.save_npy("item_genre.npy", tables.genre)
-        st.save_npy("item_primary_genre.npy", tables.primary_genre)
-        st.save_npy("item_first_ts.npy", tables.first_ts)
-        tables.write_rows(st.file("item_rows.npy"))
-        for name, arr in _user_tables(split.train, stage2).items():
+        tables.write(st)
+        user_tables = _user_tables(split.train, stage2)
+        st.save_ids("user", user_tables.pop("user_ids.npy"))
+        for name, arr in user_tables.items():
             st.save_npy(name, arr)
         st.save_json("popularity.json", {"lists": {k: v.tolist() for k, v in stage2.lists.items()}})
         st.save_json("golden.json", _golden(split.train, stage2, st.file("ranker.onnx"), catalog.item_ids, config))

@@ -12,32 +12,65 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 import hotpath
+from hotpath.item_rows import item_columns
+from trainer.bundle import Staging
 from trainer.candidates import CandidateGenerator
 from trainer.data import Interactions
-from trainer.features import UserFeatures, context_vector, user_features
+from trainer.features import UserFeatures, context_vector, item_dim, user_features
+
+ITEM_ROWS = "item_rows.npy"
 
 
 @dataclass
 class ItemTables:
-    """The per-item arrays a bundle carries (see trainer.bundle)."""
+    """The per-item arrays a bundle carries (see trainer.bundle): in memory, or views of a bundle's item rows."""
 
     dense: np.ndarray
     emb: np.ndarray
     genre: np.ndarray
     first_ts: np.ndarray
     primary_genre: np.ndarray
+    # The bundle's mapped item_rows.npy when the arrays are views of it (:meth:`open`), else None.
+    rows_file: Path | None = None
+    rows: np.ndarray | None = None
+
+    @classmethod
+    def open(cls, bundle_dir: Path, manifest: dict[str, Any]) -> ItemTables:
+        """A written bundle's item arrays: views of its ``item_rows.npy``, memory-mapped read-only (no copy).
+
+        Raises ``ValueError`` if the file's rows do not have the stride of the manifest's dimensions.
+        """
+        g, dim = len(manifest["genres"]), int(manifest["embedding_dim"])
+        path = bundle_dir / ITEM_ROWS
+        # A plain ndarray over the map (the file is C-ordered, so no copy).
+        rows = np.ascontiguousarray(np.load(path, mmap_mode="r", allow_pickle=False))
+        columns = item_columns(rows, dim, g, item_dim(g))
+        primary = np.load(bundle_dir / "item_primary_genre.npy", mmap_mode="r", allow_pickle=False)
+        return cls(columns.dense, columns.emb, columns.genre, columns.first_ts, primary, path, columns.rows)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """C-contiguous rows that begin with the embeddings, for the IVF index's exact re-score: the packed
+        table when the arrays are its views, else the embeddings."""
+        return self.emb if self.rows is None else self.rows
 
     def assembler(self) -> hotpath.Assembler:
+        if self.rows_file is not None:  # the mapped file itself, as the node reads it
+            return hotpath.Assembler.open(self.rows_file, self.emb.shape[1], self.genre.shape[1], self.dense.shape[1])
         return hotpath.Assembler(self.dense, self.emb, self.genre, self.first_ts)
 
-    def write_rows(self, path: Path) -> None:
-        """The bundle's ``item_rows.npy``: these tables packed as the node maps them."""
-        hotpath.write_item_rows(path, self.dense, self.emb, self.genre, self.first_ts)
+    def write(self, st: Staging) -> None:
+        """A bundle's item files: ``item_rows.npy`` (the arrays packed as the node maps them; the bundle
+        carries them nowhere else), ``item_primary_genre.npy`` and ``item_first_ts.npy``."""
+        hotpath.write_item_rows(st.file(ITEM_ROWS), self.dense, self.emb, self.genre, self.first_ts)
+        st.save_npy("item_primary_genre.npy", self.primary_genre)
+        st.save_npy("item_first_ts.npy", self.first_ts)
 
 
 @dataclass

@@ -311,16 +311,14 @@ def _write(
         index.save(str(st.file("index.usearch")))
         for name, array in lists_ivf.arrays().items():
             st.save_npy(name, array)
-        st.save_npy("item_ids.npy", np.array(synth.catalog.item_ids, dtype=str))
+        st.save_ids("item", np.array(synth.catalog.item_ids, dtype=str))
         st.save_json("item_titles.json", synth.catalog.titles)
-        st.save_npy("item_dense.npy", tables.dense)
-        st.save_npy("item_emb.npy", tables.emb)
-        st.save_npy("item_genre.npy", tables.genre)
-        st.save_npy("item_primary_genre.npy", tables.primary_genre)
-        st.save_npy("item_first_ts.npy", tables.first_ts)
-        tables.write_rows(st.file("item_rows.npy"))
+        tables.write(st)
         for name, arr in users.items():
-            st.save_npy(f"{name}.npy", arr)
+            if name == "user_ids":
+                st.save_ids("user", arr)
+            else:
+                st.save_npy(f"{name}.npy", arr)
         st.save_json("popularity.json", {"lists": {k: v.tolist() for k, v in lists.items()}})
         gen = _generator(index, lists_ivf, tables, lists)
         as_of = float(manifest["training"]["as_of"])

@@ -23,8 +23,10 @@ from node.updater import FeatureUpdater
 from tests.e2e.conftest import TrainedBundle
 from tests.servers import RedisServer
 from trainer import features as F
-from trainer.data import Interactions, load_movielens
-from trainer.features import context_vector, user_features
+from trainer.artifacts import primary_genre
+from trainer.data import Dataset, Interactions, load_movielens
+from trainer.embeddings import embedding_space_id, genre_matrix, genre_vocabulary
+from trainer.features import context_vector, item_features, user_features
 from trainer.rows import ItemTables, history_features, user_slices
 from trainer.split import protocol_split
 
@@ -33,8 +35,13 @@ NOW = 1_700_003_723.25
 
 
 @pytest.fixture(scope="module")
-def train_part() -> Interactions:
-    return protocol_split(load_movielens().interactions).train
+def dataset() -> Dataset:
+    return load_movielens()
+
+
+@pytest.fixture(scope="module")
+def train_part(dataset: Dataset) -> Interactions:
+    return protocol_split(dataset.interactions).train
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +55,34 @@ def pipeline(movielens_bundle: TrainedBundle, bundle: LoadedBundle) -> RankingPi
     return RankingPipeline(settings, BundleHolder(bundle))
 
 
-def item_tables(movielens_bundle: TrainedBundle) -> ItemTables:
-    def npy(name: str) -> np.ndarray:
-        return np.load(movielens_bundle.bundle_dir / name, allow_pickle=False)
+@pytest.fixture(scope="module")
+def items(
+    movielens_bundle: TrainedBundle, bundle: LoadedBundle, dataset: Dataset, train_part: Interactions
+) -> ItemTables:
+    """The item arrays as the trainer computes them in memory (the bundle carries them only in item_rows.npy)."""
+    catalog, manifest = dataset.catalog, movielens_bundle.manifest
+    genre = genre_matrix(catalog, genre_vocabulary(catalog))
+    as_of = float(train_part.timestamp.max())
+    assert as_of == manifest["training"]["as_of"]
+    t = train_part
+    dense, first_ts = item_features(len(catalog), t.item, t.value, t.positive, t.timestamp, genre, catalog.years, as_of)
+    # The embeddings are fitted (an SVD): the trainer's are those whose bytes the manifest's space id hashes.
+    emb = np.array(bundle.item_emb)
+    assert embedding_space_id(emb) == manifest["embedding_space_id"]
+    return ItemTables(dense, emb, genre, first_ts, primary_genre(genre))
 
-    return ItemTables(
-        npy("item_dense.npy"),
-        npy("item_emb.npy"),
-        npy("item_genre.npy"),
-        npy("item_first_ts.npy"),
-        npy("item_primary_genre.npy"),
-    )
+
+def test_the_node_s_item_arrays_are_the_trainer_s(
+    movielens_bundle: TrainedBundle, bundle: LoadedBundle, items: ItemTables
+) -> None:
+    assert not {p.name for p in movielens_bundle.bundle_dir.iterdir()} & {
+        "item_emb.npy",
+        "item_dense.npy",
+        "item_genre.npy",
+    }
+    np.testing.assert_array_equal(bundle.item_dense, items.dense)
+    np.testing.assert_array_equal(bundle.item_genre, items.genre)
+    assert bundle.item_emb.base is not None and not bundle.item_emb.flags.owndata  # a view, not a copy
 
 
 def warm_users(train: Interactions, count: int) -> list[str]:
@@ -67,9 +91,12 @@ def warm_users(train: Interactions, count: int) -> list[str]:
 
 
 def test_offline_and_online_features_are_equal(
-    movielens_bundle: TrainedBundle, bundle: LoadedBundle, pipeline: RankingPipeline, train_part: Interactions
+    movielens_bundle: TrainedBundle,
+    bundle: LoadedBundle,
+    pipeline: RankingPipeline,
+    train_part: Interactions,
+    items: ItemTables,
 ) -> None:
-    items = item_tables(movielens_bundle)
     assert float(movielens_bundle.manifest["training"]["as_of"]) < NOW
     offline_assembler = items.assembler()
     slices = user_slices(train_part)
@@ -131,14 +158,17 @@ def test_offline_and_online_features_are_equal(
 
 
 def test_a_warm_users_first_online_event_adds_to_their_batch_history(
-    movielens_bundle: TrainedBundle, bundle: LoadedBundle, train_part: Interactions, redis_server: RedisServer
+    movielens_bundle: TrainedBundle,
+    bundle: LoadedBundle,
+    train_part: Interactions,
+    redis_server: RedisServer,
+    items: ItemTables,
 ) -> None:
     """Online features = trainer.features on (batch history + the events), session block included."""
     url = redis_server.url.rsplit("/", 1)[0] + "/4"  # a database of its own: no other test's users
     settings = Settings.load({"bundle_dir": movielens_bundle.root, "port": 0, "redis_url": url}, env={})
     with redis.Redis.from_url(url) as client:
         client.flushdb()
-    items = item_tables(movielens_bundle)
     by_id = {train_part.user_ids[u]: sl for u, sl in user_slices(train_part).items()}
     # warm users whose whole batch history fits in the online history
     users = [u for u in warm_users(train_part, 40) if 20 <= by_id[u].stop - by_id[u].start < settings.history_max - 2]

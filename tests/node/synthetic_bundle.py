@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,36 @@ def linear_ranker(n_features: int, rng: np.random.Generator) -> bytes:
     return model.SerializeToString()
 
 
+@dataclass(frozen=True)
+class SyntheticItems:
+    """The item arrays of a synthetic bundle, as its writer computed them (the bundle packs them into item_rows)."""
+
+    dense: np.ndarray  # f32 [n, 5 + G]
+    emb: np.ndarray  # f32 [n, D], unit norm
+    genre: np.ndarray  # f32 [n, G], one-hot
+    first_ts: np.ndarray  # f64 [n], the first ten unknown (-1)
+    primary_genre: np.ndarray  # u16 [n]
+
+
+def synthetic_items(rng: np.random.Generator, n_items: int, n_genres: int, dim: int) -> SyntheticItems:
+    """The first draws of :func:`make_bundle` from its generator."""
+    primary = rng.integers(0, n_genres, n_items).astype(np.uint16)
+    genre = np.zeros((n_items, n_genres), np.float32)
+    genre[np.arange(n_items), primary] = 1.0
+    emb = rng.normal(size=(n_items, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    scalars = rng.normal(size=(n_items, len(feature_defs.ITEM_SCALARS))).astype(np.float32)
+    dense = np.column_stack([scalars, genre]).astype(np.float32)
+    first_ts = NOW - rng.uniform(0, 3e7, n_items)
+    first_ts[:10] = -1.0
+    return SyntheticItems(dense, emb, genre, first_ts, primary)
+
+
+def bundle_items(*, n_items: int = 2000, n_genres: int = 5, dim: int = 16, seed: int = 0) -> SyntheticItems:
+    """The item arrays that :func:`make_bundle` with these arguments wrote (the same draws)."""
+    return synthetic_items(np.random.default_rng(seed), n_items, n_genres, dim)
+
+
 def make_bundle(
     root: Path,
     *,
@@ -67,19 +98,8 @@ def make_bundle(
     genres = [f"g{k}" for k in range(n_genres)]
     names = feature_defs.feature_names(genres)
 
-    primary = rng.integers(0, n_genres, n_items).astype(np.uint16)
-    item_genre = np.zeros((n_items, n_genres), np.float32)
-    item_genre[np.arange(n_items), primary] = 1.0
-    item_emb = rng.normal(size=(n_items, dim)).astype(np.float32)
-    item_emb /= np.linalg.norm(item_emb, axis=1, keepdims=True)
-    item_dense = np.column_stack(
-        [
-            rng.normal(size=(n_items, len(feature_defs.ITEM_SCALARS))).astype(np.float32),
-            item_genre,
-        ]
-    ).astype(np.float32)
-    item_first_ts = NOW - rng.uniform(0, 3e7, n_items)
-    item_first_ts[:10] = -1.0
+    items = synthetic_items(rng, n_items, n_genres, dim)
+    item_dense, item_emb, item_genre, item_first_ts = items.dense, items.emb, items.genre, items.first_ts
 
     seen_lists = [rng.choice(n_items, size=int(rng.integers(3, 30)), replace=False) for _ in range(n_users)]
     indptr = np.concatenate([[0], np.cumsum([len(s) for s in seen_lists])]).astype(np.int64)
@@ -166,15 +186,12 @@ def make_bundle(
         index.save(str(st.file("index.usearch")))
         for name, array in build_ivf(item_emb).arrays().items():
             st.save_npy(name, array)
-        st.save_npy("item_ids.npy", item_ids)
+        st.save_ids("item", item_ids)
         st.save_json("item_titles.json", [f"Title {k}" for k in range(n_items)])
-        st.save_npy("item_dense.npy", item_dense)
-        st.save_npy("item_emb.npy", item_emb)
-        st.save_npy("item_genre.npy", item_genre)
-        st.save_npy("item_primary_genre.npy", primary)
+        st.save_npy("item_primary_genre.npy", items.primary_genre)
         st.save_npy("item_first_ts.npy", item_first_ts)
         hotpath.write_item_rows(st.file("item_rows.npy"), item_dense, item_emb, item_genre, item_first_ts)
-        st.save_npy("user_ids.npy", user_ids)
+        st.save_ids("user", user_ids)
         st.save_npy("user_dense.npy", user_dense)
         st.save_npy("user_emb.npy", user_emb)
         st.save_npy("user_last_ts.npy", user_last_ts)

@@ -19,7 +19,7 @@ from hotpath import reference
 from node.bundle import LoadedBundle
 from node.server import Node
 from tests.node.conftest import node_settings
-from tests.node.synthetic_bundle import make_bundle
+from tests.node.synthetic_bundle import bundle_items, make_bundle
 from trainer import ivf
 from trainer.bundle import BundleError, resolve
 from trainer.ivf import load as load_ivf
@@ -52,7 +52,9 @@ def test_load_resolves_root_and_dir(bundle_root: Path) -> None:
     via_root.warm_up()
 
 
-@pytest.mark.parametrize("name", ["item_emb.npy", "item_rows.npy", "ranker.onnx", "popularity.json", "index.usearch"])
+@pytest.mark.parametrize(
+    "name", ["user_emb.npy", "item_rows.npy", "item_id_order.npy", "ranker.onnx", "popularity.json", "index.usearch"]
+)
 def test_corrupted_file_is_refused(bundle_root: Path, tmp_path: Path, name: str) -> None:
     bundle_dir = copy_bundle(bundle_root, tmp_path)
     flip_byte(bundle_dir / name)
@@ -126,15 +128,15 @@ def test_inconsistent_seen_items_are_refused(
         LoadedBundle.load(bundle_dir)
 
 
-def item_tables(bundle_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The bundle's separate item arrays as the trainer wrote them: item_dense, item_emb, item_genre, item_first_ts."""
-    dense, emb, genre, first_ts = (np.load(bundle_dir / f"item_{k}.npy") for k in ("dense", "emb", "genre", "first_ts"))
-    return dense, emb, genre, first_ts
+def item_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The item arrays the bundle_root fixture's writer computed: item_dense, item_emb, item_genre, item_first_ts."""
+    items = bundle_items()
+    return items.dense, items.emb, items.genre, items.first_ts
 
 
 def test_the_mapped_item_rows_assemble_the_reference_matrix(bundle_root: Path) -> None:
     bundle = LoadedBundle.load(bundle_root)
-    tables = item_tables(bundle.path)
+    tables = item_tables()
     np.testing.assert_array_equal(bundle.item_emb, tables[1])  # the view of the rows is the embeddings
     rng = np.random.default_rng(4)
     candidates = rng.integers(0, bundle.n_items, 500).astype(np.uint32)
@@ -181,7 +183,7 @@ def test_a_truncated_item_rows_file_is_refused(bundle_root: Path, tmp_path: Path
 
 def test_item_rows_of_other_items_or_dimensions_are_refused(bundle_root: Path, tmp_path: Path) -> None:
     bundle_dir = copy_bundle(bundle_root, tmp_path)
-    dense, emb, genre, first_ts = item_tables(bundle_dir)
+    dense, emb, genre, first_ts = item_tables()
     path = tmp_path / "rows.npy"
     hotpath.write_item_rows(path, dense[:1999], emb[:1999], genre[:1999], first_ts[:1999])
     rewrite_file(bundle_dir, "item_rows.npy", path.read_bytes())
@@ -195,20 +197,58 @@ def test_item_rows_of_other_items_or_dimensions_are_refused(bundle_root: Path, t
         LoadedBundle.load(bundle_dir)
 
 
+def as_format_2(bundle_dir: Path) -> None:
+    """Rewrite a bundle as the trainer wrote it in format 2: the item arrays in files of their own beside the
+    item rows, no id orders."""
+    items = bundle_items()
+    for name, array in (("item_emb.npy", items.emb), ("item_dense.npy", items.dense), ("item_genre.npy", items.genre)):
+        rewrite_array(bundle_dir, name, array)
+    files = json.loads((bundle_dir / "manifest.json").read_text())["files"]
+    for name in ("item_id_order.npy", "user_id_order.npy"):
+        (bundle_dir / name).unlink()
+        del files[name]
+    edit_manifest(bundle_dir, files=files, format=2)
+
+
+def test_a_format_2_bundle_is_refused_naming_its_format(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    as_format_2(bundle_dir)
+    with pytest.raises(BundleError) as e:
+        LoadedBundle.load(bundle_dir)
+    assert str(e.value) == (
+        f"{bundle_dir}: bundle format 2, this code reads format 3 only (format 3 takes the item embeddings, "
+        "dense features and genres from item_rows.npy and carries the ids' sorted order): build the bundle again"
+    )
+    edit_manifest(bundle_dir, format=3)  # relabelled but with format 2's files: a missing file is named
+    with pytest.raises(BundleError, match=r"manifest does not list item_id_order\.npy"):
+        LoadedBundle.load(bundle_dir)
+
+
 def test_a_format_1_bundle_is_refused(bundle_root: Path, tmp_path: Path) -> None:
     # A bundle as the trainer wrote it before item_rows.npy: format 1, no item rows.
     bundle_dir = copy_bundle(bundle_root, tmp_path)
+    as_format_2(bundle_dir)
     (bundle_dir / "item_rows.npy").unlink()
     files = json.loads((bundle_dir / "manifest.json").read_text())["files"]
     del files["item_rows.npy"]
     edit_manifest(bundle_dir, files=files, format=1)
-    with pytest.raises(
-        BundleError, match=r"bundle format 1, this code reads format 2 only \(format 2 carries item_rows"
-    ):
+    with pytest.raises(BundleError, match=r"bundle format 1, this code reads format 3 only \(format 3 takes"):
         LoadedBundle.load(bundle_dir)
-    edit_manifest(bundle_dir, format=2)  # relabelled but without the file: the missing file is named
-    with pytest.raises(BundleError, match=r"manifest does not list item_rows\.npy"):
-        LoadedBundle.load(bundle_dir)
+
+
+def test_a_format_3_bundle_has_no_separate_item_arrays(bundle_root: Path) -> None:
+    """The item embeddings, dense features and genres are views of the item rows: equal to the arrays the writer
+    computed, with no file of their own."""
+    bundle = LoadedBundle.load(bundle_root)
+    files = set(bundle.manifest["files"])
+    assert not files & {"item_emb.npy", "item_dense.npy", "item_genre.npy"}
+    assert {"item_rows.npy", "item_id_order.npy", "user_id_order.npy"} <= files
+    assert not {p.name for p in bundle.path.iterdir()} & {"item_emb.npy", "item_dense.npy", "item_genre.npy"}
+    items = bundle_items()
+    for got, want in ((bundle.item_emb, items.emb), (bundle.item_dense, items.dense), (bundle.item_genre, items.genre)):
+        np.testing.assert_array_equal(got, want)
+        assert not got.flags.writeable and not got.flags.owndata  # a view of the read-only map, not a copy
+    assert bundle.item_emb.base is not None
 
 
 def _twice(items: np.ndarray) -> np.ndarray:
@@ -241,7 +281,7 @@ def test_the_user_retrieval_is_the_ivf_search_and_round_trips(bundle_root: Path)
     nprobe, and its hits are scored exactly against item_emb."""
     bundle = LoadedBundle.load(bundle_root, nprobe=3)
     lists = load_ivf(bundle.path)
-    emb = np.load(bundle.path / "item_emb.npy")
+    emb = bundle_items().emb
     tables = (lists.centroids, lists.offsets, lists.items, lists.codes, lists.scale, emb)
     for row in (0, 17, 299):
         vector = np.ascontiguousarray(bundle.user_emb[row])
@@ -307,6 +347,66 @@ def test_id_index_is_a_mapping_over_sorted_ids() -> None:
     assert len(IdIndex(np.array([], dtype=str))) == 0 and "x" not in IdIndex(np.array([], dtype=str))
     with pytest.raises(BundleError, match="'a' appears more than once"):
         IdIndex(np.array(["a", "b", "a"], dtype=str), "item ids")
+
+
+def test_id_index_uses_a_stored_order_and_checks_it() -> None:
+    from node.bundle import IdIndex
+
+    ids = np.array(["b", "a10", "a9", "c", ""], dtype=str)
+    order = np.argsort(ids, kind="stable").astype(np.int64)
+    index = IdIndex(ids, "item ids", order)
+    assert dict(index) == dict(IdIndex(ids)) == {"b": 0, "a10": 1, "a9": 2, "c": 3, "": 4}
+    assert index["a9"] == 2 and index.get("zz") is None and "a1" not in index and index.get("") == 4
+    assert index._rows is order  # used as stored (an int64 order is not even copied), not sorted again
+    assert dict(IdIndex(ids, "item ids", order.astype(np.int32))) == dict(index)
+
+    def refused(stored: list[int] | np.ndarray, message: str, of: np.ndarray = ids) -> None:
+        with pytest.raises(BundleError) as e:
+            IdIndex(of, "item ids", np.asarray(stored))
+        assert str(e.value) == message
+
+    refused([4, 1, 2, 3, 0], "item ids: the stored order does not sort them ('c' at row 3 before 'b' at row 0)")
+    refused([4, 2, 1, 0, 3], "item ids: the stored order does not sort them ('a9' at row 2 before 'a10' at row 1)")
+    refused([4, 1, 1, 0, 3], "item ids: the stored order is not a permutation (row 1 twice)")
+    refused([4, 1, 2, 0, 5], "item ids: the stored order has row numbers outside [0, 5)")
+    refused([-1, 1, 2, 0, 3], "item ids: the stored order has row numbers outside [0, 5)")
+    refused([4, 1, 2, 0], "item ids: the stored order is int64 (4,), not 5 row numbers")
+    refused(order.astype(np.float32), "item ids: the stored order is float32 (5,), not 5 row numbers")
+    refused(order[[0, 1, 2, 3, 4, 0]], "item ids: the stored order is int64 (6,), not 5 row numbers")
+    # Duplicate ids in a stored order that sorts them: the same refusal as without an order.
+    dup = np.array(["a", "b", "a"], dtype=str)
+    refused([0, 2, 1], "item ids are not unique: 'a' appears more than once", dup)
+
+
+def test_the_id_order_is_checked_block_by_block_across_the_blocks_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.bundle import IdIndex
+
+    monkeypatch.setattr(IdIndex, "CHECK_BLOCK", 4)
+    ids = np.array([f"id{k:02d}" for k in range(19)], dtype=str)[::-1].copy()  # rows in descending order
+    order = np.argsort(ids, kind="stable")
+    assert [IdIndex(ids, "ids", order)[f"id{k:02d}"] for k in (0, 7, 18)] == [18, 11, 0]
+    for i in range(18):  # every pair of neighbours, inside a block and on its edges
+        swapped = order.copy()
+        swapped[[i, i + 1]] = swapped[[i + 1, i]]
+        with pytest.raises(BundleError, match=f"the stored order does not sort them \\('id{i + 1:02d}'"):
+            IdIndex(ids, "ids", swapped)
+        twice = order.copy()
+        twice[i + 1] = twice[i]
+        with pytest.raises(BundleError, match="not a permutation"):
+            IdIndex(ids, "ids", twice)
+
+
+def test_a_stored_id_order_that_does_not_sort_is_refused(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    order = np.load(bundle_dir / "user_id_order.npy")
+    assert order.dtype == np.int64 and order.tolist() == list(range(300))  # u000 ... u299 are in row order
+    rewrite_array(bundle_dir, "user_id_order.npy", order[[1, 0, *range(2, 300)]])
+    with pytest.raises(BundleError) as e:
+        LoadedBundle.load(bundle_dir)
+    assert str(e.value) == "user ids: the stored order does not sort them ('u001' at row 1 before 'u000' at row 0)"
+    rewrite_array(bundle_dir, "user_id_order.npy", np.arange(299))
+    with pytest.raises(BundleError, match=r"user_id_order\.npy has shape \(299,\), expected \(300,\)"):
+        LoadedBundle.load(bundle_dir)
 
 
 def test_arrays_are_read_only_maps_and_titles_are_read_on_use(bundle_root: Path) -> None:

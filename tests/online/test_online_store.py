@@ -67,7 +67,6 @@ def test_online_state_is_user_features_of_the_history(bundle: LoadedBundle, sett
     assert updater.apply(evs) == 4
     state = store(bundle, settings).get(user)
     assert state is not None
-    g = np.load(bundle.path / "item_genre.npy")
     idx = np.array([bundle.item_index[i] for i in items])
     expected = user_features(
         idx,
@@ -75,7 +74,7 @@ def test_online_state_is_user_features_of_the_history(bundle: LoadedBundle, sett
         np.array([True, False, False, True]),
         (base + 1000 * np.arange(4)) / 1000.0,
         bundle.item_emb,
-        g,
+        bundle.item_genre,
     )
     np.testing.assert_array_equal(state.dense, expected.dense)
     np.testing.assert_array_equal(state.embedding, expected.embedding)

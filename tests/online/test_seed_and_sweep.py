@@ -76,8 +76,7 @@ def batch_rows(bundle: LoadedBundle, user: str) -> tuple[np.ndarray, np.ndarray,
 
 def expected(bundle: LoadedBundle, rows: tuple[np.ndarray, ...], now: float | None) -> F.UserFeatures:
     items, values, positive, ts = rows
-    genre = np.load(bundle.path / "item_genre.npy")
-    return F.user_features(items, values, positive, ts, bundle.item_emb, genre, now=now)
+    return F.user_features(items, values, positive, ts, bundle.item_emb, bundle.item_genre, now=now)
 
 
 def with_click(bundle: LoadedBundle, rows: tuple[np.ndarray, ...], item: str, ts: float) -> tuple[np.ndarray, ...]:
@@ -195,9 +194,8 @@ def test_online_states_are_rewritten_for_a_new_bundle_without_new_events(
         assert updater.sweep is not None and updater.sweep.wait(30.0)
         assert updater.sweep.users >= 2 and updater.sweep.written >= 2
 
-        genre = np.load(b.path / "item_genre.npy")
         rows = (np.array([b.item_index["i20"], b.item_index["i21"]]), np.array([4.0, 1.0]), np.array([True, False]))
-        want = F.user_features(*rows, np.array([EVENT_TS, EVENT_TS + 0.001]), b.item_emb, genre, now=NOW)
+        want = F.user_features(*rows, np.array([EVENT_TS, EVENT_TS + 0.001]), b.item_emb, b.item_genre, now=NOW)
         b_rows = batch_rows(a, batch_user)  # seeded from A: the history of record; B's items have the same ids
         want_batch = expected(b, with_click(b, b_rows, "i22", EVENT_TS), NOW)
 

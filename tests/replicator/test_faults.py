@@ -125,9 +125,9 @@ def test_path_outside_bundle(cluster: Cluster, region: Any, v2: Path, keys: tupl
 
 def test_corrupted_chunk(cluster: Cluster, region: Any, v2: Path, keys: tuple[Path, Path]) -> None:
     manifest, files = bundle_contents(v2, "bad-chunk")
-    data = bytearray(files["item_emb.npy"])
+    data = bytearray(files["item_rows.npy"])
     data[len(data) // 2] ^= 0xFF
-    files["item_emb.npy"] = bytes(data)  # the manifest keeps the true sha256
+    files["item_rows.npy"] = bytes(data)  # the manifest keeps the true sha256
     refused_after_promotion(cluster, region, lambda: upload(url(cluster.hub), manifest, files, keys[0]), "sha256")
 
 

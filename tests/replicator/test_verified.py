@@ -72,11 +72,11 @@ def flip_in_place(path: Path) -> None:
 
 
 def test_a_file_changed_after_verification_is_hashed_and_refused(region: Path) -> None:
-    st = os.stat(region / "item_emb.npy")
-    flip_in_place(region / "item_emb.npy")
-    os.utime(region / "item_emb.npy", ns=(st.st_atime_ns, st.st_mtime_ns))  # hide the edit from mtime
-    assert verified.check(region, bundle_format.read_manifest(region)) == "changed since verified: item_emb.npy"
-    with pytest.raises(BundleError, match=r"item_emb\.npy fails its sha256 check"):
+    st = os.stat(region / "item_rows.npy")
+    flip_in_place(region / "item_rows.npy")
+    os.utime(region / "item_rows.npy", ns=(st.st_atime_ns, st.st_mtime_ns))  # hide the edit from mtime
+    assert verified.check(region, bundle_format.read_manifest(region)) == "changed since verified: item_rows.npy"
+    with pytest.raises(BundleError, match=r"item_rows\.npy fails its sha256 check"):
         LoadedBundle.load(region)
 
 
@@ -142,3 +142,18 @@ def test_the_replicator_accepts_the_optional_files_and_nothing_else(source: Path
     assert set(OPTIONAL_FILES) <= set(files)
     with pytest.raises(VerificationError, match=r"unexpected file 'other\.npy'"):
         check_manifest(signed(**{"other.npy": entry}), manifest["version"], trusted)
+
+
+def test_the_replicator_refuses_a_format_2_manifest(source: Path, tmp_path: Path) -> None:
+    from replicator import signing
+    from replicator.errors import VerificationError
+    from replicator.fetch import check_manifest
+
+    key_path, pub_path = signing.keygen(tmp_path / "k.key")
+    key, trusted = signing.load_private(key_path), signing.load_public(pub_path)
+    manifest = bundle_format.read_manifest(source)
+    manifest.pop("signature", None)
+    assert check_manifest(signing.sign_manifest(manifest, key), manifest["version"], trusted) == manifest["files"]
+    old = signing.sign_manifest({**manifest, "format": 2}, key)
+    with pytest.raises(VerificationError, match=r"unsupported format 2$"):
+        check_manifest(old, manifest["version"], trusted)

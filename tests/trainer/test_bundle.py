@@ -119,11 +119,11 @@ def bundle(tmp_path: Path) -> tuple[Path, dict]:
 
 def test_verify_detects_a_flipped_byte(bundle: tuple[Path, dict]) -> None:
     path, manifest = bundle
-    target = path / "item_emb.npy"
+    target = path / "item_rows.npy"
     data = bytearray(target.read_bytes())
     data[-1] ^= 0x01
     target.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match=r"item_emb\.npy fails its sha256 check"):
+    with pytest.raises(BundleError, match=r"item_rows\.npy fails its sha256 check"):
         B.verify_files(path, manifest)
 
 
@@ -169,19 +169,38 @@ def test_read_manifest_errors(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not valid JSON"):
         B.read_manifest(tmp_path)
     (tmp_path / B.MANIFEST).write_text(json.dumps({"format": 99}))
-    with pytest.raises(BundleError, match="bundle format 99, this code reads format 2 only"):
+    with pytest.raises(BundleError, match="bundle format 99, this code reads format 3 only"):
         B.read_manifest(tmp_path)
 
 
-def test_a_format_1_bundle_is_refused_naming_the_item_rows(tmp_path: Path) -> None:
-    # Format 1 had no item_rows.npy: the refusal says which format is read and what it needs.
-    (tmp_path / B.MANIFEST).write_text(json.dumps({"format": 1, "files": {}}))
+@pytest.mark.parametrize("old", [1, 2])
+def test_an_older_format_is_refused_naming_it(tmp_path: Path, old: int) -> None:
+    # Format 1 had no item_rows.npy, format 2 the item arrays twice and no id orders: the refusal says which
+    # format the bundle has, which one is read and what it needs.
+    (tmp_path / B.MANIFEST).write_text(json.dumps({"format": old, "files": {}}))
     with pytest.raises(BundleError) as e:
         B.read_manifest(tmp_path)
     assert str(e.value) == (
-        f"{tmp_path}: bundle format 1, this code reads format 2 only (format 2 carries item_rows.npy, "
-        "the packed item table the node maps): build the bundle again"
+        f"{tmp_path}: bundle format {old}, this code reads format 3 only (format 3 takes the item embeddings, "
+        "dense features and genres from item_rows.npy and carries the ids' sorted order): build the bundle again"
     )
+
+
+def test_format_3_lists_the_id_orders_and_not_the_separate_item_arrays() -> None:
+    assert B.FORMAT == 3
+    assert {"item_rows.npy", "item_id_order.npy", "user_id_order.npy"} <= set(B.REQUIRED_FILES)
+    assert not {"item_emb.npy", "item_dense.npy", "item_genre.npy"} & set(B.REQUIRED_FILES + B.OPTIONAL_FILES)
+
+
+def test_save_ids_writes_the_ids_and_their_stable_order(tmp_path: Path) -> None:
+    ids = np.array(["b", "a10", "a9", "", "c", "a"], dtype=str)
+    with B.stage_bundle(tmp_path, {"version": "v1"}) as st:
+        fill(st, skip=("item_ids.npy", "item_id_order.npy"))
+        st.save_ids("item", ids)
+    np.testing.assert_array_equal(np.load(tmp_path / "v1" / "item_ids.npy"), ids)
+    order = np.load(tmp_path / "v1" / "item_id_order.npy")
+    assert order.dtype == np.int64 and order.tolist() == [3, 5, 1, 2, 0, 4]
+    assert B.id_order(np.array([], dtype=str)).dtype == np.int64
 
 
 def test_resolve_root_and_dir(tmp_path: Path) -> None:

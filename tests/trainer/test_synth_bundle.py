@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from node.bundle import LoadedBundle
+from trainer import synth_bundle
 from trainer.batch_users import batch_user_tables
 from trainer.features import user_features
-from trainer.rows import user_slices
+from trainer.rows import ItemTables, user_slices
 from trainer.student import StudentConfig
 from trainer.synth_bundle import SynthBundleConfig, build_synth_bundle
 from trainer.synth_large import LargeSynth, LargeSynthConfig, generate
@@ -56,7 +58,7 @@ def test_batch_user_tables_match_user_features(synth: LargeSynth) -> None:
         assert np.array_equal(seen, data.item[sl])
 
 
-def test_bundle_is_served_and_records_the_sample_and_recall(tmp_path: Path) -> None:
+def test_bundle_is_served_and_records_the_sample_and_recall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = replace(
         SynthBundleConfig(data=SMALL),
         ranker_users=300,
@@ -68,6 +70,15 @@ def test_bundle_is_served_and_records_the_sample_and_recall(tmp_path: Path) -> N
         # This test is about the bundle, not the student's quality: any student passes.
         student_gate=1.0,
     )
+    computed: list[ItemTables] = []  # the item arrays the trainer computed, in memory: the serving tables last
+    real = synth_bundle._item_tables
+
+    def spy(*args: Any) -> tuple[ItemTables, dict[str, np.ndarray], float]:
+        out = real(*args)
+        computed.append(out[0])
+        return out
+
+    monkeypatch.setattr(synth_bundle, "_item_tables", spy)
     built = build_synth_bundle(tmp_path, config)
     m = built.manifest
     assert m["counts"] == {"items": 3000, "users": 800}
@@ -82,6 +93,20 @@ def test_bundle_is_served_and_records_the_sample_and_recall(tmp_path: Path) -> N
     bundle = LoadedBundle.load(tmp_path)
     bundle.warm_up()
     assert bundle.n_items == 3000 and len(bundle.user_ids) == 800
+    # Format 3: the item arrays only in item_rows.npy, and the node's views of it are the trainer's arrays.
+    assert not {p.name for p in built.bundle_dir.iterdir()} & {"item_emb.npy", "item_dense.npy", "item_genre.npy"}
+    trainer = computed[-1]
+    np.testing.assert_array_equal(bundle.item_emb, trainer.emb)
+    np.testing.assert_array_equal(bundle.item_dense, trainer.dense)
+    np.testing.assert_array_equal(bundle.item_genre, trainer.genre)
+    tools = ItemTables.open(built.bundle_dir, m)  # what evaluation, the feature updater and the gates read
+    for got, want in zip(
+        (tools.emb, tools.dense, tools.genre, tools.first_ts, tools.primary_genre),
+        (trainer.emb, trainer.dense, trainer.genre, trainer.first_ts, trainer.primary_genre),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert bundle.item_index[str(bundle.item_ids[1234])] == 1234 and bundle.user_index[str(bundle.user_ids[77])] == 77
 
 
 @pytest.mark.parametrize(

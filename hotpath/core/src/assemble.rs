@@ -1,6 +1,7 @@
 //! Feature assembly: one dense row per candidate,
 //! `[user_dense | item_dense[i] | cross(4) | context]`.
 
+use std::ops::Range;
 use std::path::Path;
 
 use crate::error::{check_ids, check_len, Error, Result};
@@ -324,6 +325,20 @@ impl RowLayout {
             genre_dim: items.genre.cols(),
             dense_dim: items.dense.cols(),
         })
+    }
+
+    /// The columns of a row, in order: `emb`, `genre`, `dense` and
+    /// `first_ts` (two floats: the low, then the high half of its f64 bits,
+    /// so that on a little-endian machine they read as the f64), each with
+    /// its range of floats; padding fills the rest of the `stride`.
+    pub fn columns(&self) -> [(&'static str, Range<usize>); 4] {
+        let (genre_at, dense_at, ts_at) = (self.emb_dim, self.dense_at(), self.ts_at());
+        [
+            ("emb", 0..genre_at),
+            ("genre", genre_at..dense_at),
+            ("dense", dense_at..ts_at),
+            ("first_ts", ts_at..ts_at + 2),
+        ]
     }
 
     /// Offset of `dense` in a row.

@@ -303,6 +303,34 @@ fn mapped_rows_are_the_packed_rows_bit_for_bit() {
 }
 
 #[test]
+fn columns_locate_each_array_in_a_packed_row() {
+    let columns = layout(20).columns();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["emb", "genre", "dense", "first_ts"]);
+    let ranges: Vec<_> = columns.iter().map(|(_, r)| r.clone()).collect();
+    assert_eq!(ranges, [0..20, 20..23, 23..27, 27..29]);
+    assert!(ranges[3].end <= layout(20).stride());
+
+    let data = random_table(9, 20);
+    let packed = Assembler::new(&table(&data, 20)).unwrap();
+    let (floats, stride) = (packed.items.table().floats, layout(20).stride());
+    for i in 0..9 {
+        let row = &floats[i * stride..(i + 1) * stride];
+        assert_eq!(&row[ranges[0].clone()], &data.1[i * 20..(i + 1) * 20]);
+        assert_eq!(&row[ranges[1].clone()], &data.2[i * 3..(i + 1) * 3]);
+        assert_eq!(&row[ranges[2].clone()], &data.0[i * 4..(i + 1) * 4]);
+        let (lo, hi) = (
+            row[ranges[3].start].to_bits(),
+            row[ranges[3].start + 1].to_bits(),
+        );
+        assert_eq!(
+            f64::from_bits(u64::from(lo) | (u64::from(hi) << 32)),
+            data.3[i]
+        );
+    }
+}
+
+#[test]
 fn write_item_rows_checks_the_table() {
     let mut data = random_table(4, 5);
     data.3[2] = f64::NAN;

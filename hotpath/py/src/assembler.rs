@@ -170,6 +170,25 @@ pub fn write_item_rows(
     )
 }
 
+/// The packed row of items with these dimensions, as the core lays it out:
+/// `(stride, [(column, start, stop), ...])` in floats, for `emb`, `genre`,
+/// `dense` and `first_ts` (the two halves of its f64 bits).
+#[pyfunction]
+pub fn item_row_layout(
+    emb_dim: usize,
+    n_genres: usize,
+    item_dim: usize,
+) -> (usize, Vec<(&'static str, usize, usize)>) {
+    let layout = core::RowLayout {
+        emb_dim,
+        genre_dim: n_genres,
+        dense_dim: item_dim,
+    };
+    let columns = layout.columns();
+    let columns = columns.into_iter().map(|(name, r)| (name, r.start, r.end));
+    (layout.stride(), columns.collect())
+}
+
 /// Checks and borrows the item arrays read-only with the GIL held, then runs
 /// `work` over them with the GIL released (a 1M-item table takes a while).
 /// The borrows live until `work` is done, so no other Rust code may write to

@@ -19,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ann::AnnIndex>()?;
     m.add_class::<assembler::Assembler>()?;
     m.add_function(wrap_pyfunction!(assembler::write_item_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(assembler::item_row_layout, m)?)?;
     m.add_class::<blender::Blender>()?;
     m.add_class::<ivf::IvfIndex>()?;
     m.add_class::<reranker::Reranker>()?;
