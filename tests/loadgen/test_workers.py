@@ -70,16 +70,18 @@ def serve() -> Iterator[Callable[[Answer, int], tuple[str, StandIn]]]:
         s.stop(0)
 
 
+def stall_first(request: ranker_pb2.RankRequest, context: grpc.ServicerContext, n: int) -> ranker_pb2.RankResponse:
+    """The first call stalls for STALL_S; every call answers FULL."""
+    if n == 1:
+        time.sleep(STALL_S)
+    return full()
+
+
 def requests(*users: str) -> list[ranker_pb2.RankRequest]:
     return [ranker_pb2.RankRequest(user_id=u, surface="home", num_results=5) for u in users]
 
 
 def test_latency_counts_from_the_intended_send_time(serve: Callable[..., tuple[str, StandIn]]) -> None:
-    def stall_first(request: ranker_pb2.RankRequest, context: grpc.ServicerContext, n: int) -> ranker_pb2.RankResponse:
-        if n == 1:
-            time.sleep(STALL_S)
-        return full()
-
     # One server thread: every request that arrives during the stall waits for it.
     target, servicer = serve(stall_first, 1)
     pool = WorkerPool(target, 1, requests("u1"), connections=2)
@@ -124,11 +126,6 @@ def test_a_generator_that_falls_behind_charges_its_own_delay(serve: Callable[...
 
 
 def test_closed_loop_keeps_one_in_flight_and_hides_the_stall(serve: Callable[..., tuple[str, StandIn]]) -> None:
-    def stall_first(request: ranker_pb2.RankRequest, context: grpc.ServicerContext, n: int) -> ranker_pb2.RankResponse:
-        if n == 1:
-            time.sleep(STALL_S)
-        return full()
-
     target, servicer = serve(stall_first, 4)
     pool = WorkerPool(target, 2, requests("u1"))
     try:
