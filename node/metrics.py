@@ -1,12 +1,17 @@
 """The node's Prometheus metrics, in one place.
 
 Names follow Prometheus conventions (``_total`` counters, ``_seconds``
-histograms, base units). Served on ``Settings.metrics_port`` when it is set.
+histograms, base units). Served on ``Settings.metrics_port`` when it is set:
+by the node itself when it is one process, by the supervisor for all of
+them when it is several (``processes`` > 1): then each process writes its
+values to files in ``PROMETHEUS_MULTIPROC_DIR``, which the supervisor sets
+before it starts them, and the supervisor serves their sum
+(:func:`serve_processes`, prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
 
 from node.types import RankResult
 
@@ -20,10 +25,16 @@ FALLBACKS = Counter("edgerank_fallbacks_total", "Moves down the ladder, by reaso
 FEATURE_LOOKUPS = Counter(
     "edgerank_feature_lookups_total", "Feature store lookups by outcome (hit, miss, stale, error)", ["outcome"]
 )
-SPOOL_DEPTH = Gauge("edgerank_spool_depth", "Accepted records waiting on disk for NATS", ["kind"])
-BUNDLE_INFO = Gauge(
-    "edgerank_bundle_info", "The bundle this node serves (value 1)", ["region", "bundle_version", "model_version"]
+SPOOL_DEPTH = Gauge(
+    "edgerank_spool_depth", "Accepted records waiting on disk for NATS", ["kind"], multiprocess_mode="livesum"
 )
+BUNDLE_INFO = Gauge(
+    "edgerank_bundle_info",
+    "The bundle this node serves (1; 0 for a version it served before)",
+    ["region", "bundle_version", "model_version"],
+    multiprocess_mode="livemax",
+)
+_served: list[Gauge] = []  # the BUNDLE_INFO child now at 1
 
 
 # Labelled children, looked up once (``labels()`` takes a lock and builds a key on every call).
@@ -45,10 +56,28 @@ def observe_rank(result: RankResult) -> None:
 
 
 def set_bundle(region: str, bundle_version: str, model_version: str) -> None:
-    BUNDLE_INFO.clear()
-    BUNDLE_INFO.labels(region, bundle_version, model_version).set(1)
+    """The served version's series at 1, the one served before at 0 (set, not removed: in multiprocess
+    mode a process's series stay in its file)."""
+    child = BUNDLE_INFO.labels(region, bundle_version, model_version)
+    for old in _served:
+        if old is not child:
+            old.set(0)
+    child.set(1)
+    _served[:] = [child]
 
 
 def serve(port: int, host: str = "0.0.0.0") -> None:
-    """Expose /metrics over HTTP on ``port`` (a daemon thread)."""
+    """Expose this process's /metrics over HTTP on ``port`` (a daemon thread)."""
     start_http_server(port, addr=host)
+
+
+def serve_processes(port: int, host: str, directory: str) -> None:
+    """Expose /metrics on ``port`` for the processes that write to ``directory`` (their sum; live gauges)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    start_http_server(port, addr=host, registry=registry)
+
+
+def process_exited(pid: int, directory: str) -> None:
+    """Drop a dead process's live gauges (its counters and histograms keep counting in the sum)."""
+    multiprocess.mark_process_dead(pid, path=directory)

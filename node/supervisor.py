@@ -12,7 +12,11 @@ them. The parent only starts, watches and stops them:
   child stops gracefully (NOT_SERVING, in-flight requests finish within
   ``grace_s``); a child still alive ``grace_s + STOP_SLACK_S`` later is killed;
 * a child that fails to start, or dies, stops the others, and the parent
-  exits with an error: the orchestrator restarts the node as a whole.
+  exits with an error: the orchestrator restarts the node as a whole;
+* with ``metrics_port`` set, the children write their metrics to files in a
+  directory of the parent's (``PROMETHEUS_MULTIPROC_DIR``) instead of each
+  binding the port, and the parent serves their sum on it
+  (:func:`node.metrics.serve_processes`).
 
 Children are started with multiprocessing's ``spawn`` (not ``fork``: gRPC's
 threads do not survive a fork).
@@ -22,9 +26,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from multiprocessing.process import BaseProcess
@@ -37,6 +44,7 @@ from trainer.bundle import BundleError
 
 log = logging.getLogger(__name__)
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STOP_SLACK_S = 10.0
 START_TIMEOUT_S = 600.0
 POLL_S = 0.2
@@ -98,6 +106,21 @@ class Supervisor:
         self.children: list[BaseProcess] = []
         self.port = 0
         self._stop = threading.Event()
+        self._metrics_dir: str | None = None
+
+    def _share_metrics(self) -> Settings:
+        """Children's settings: with a metrics port, they write to a directory the parent serves from."""
+        s = self.settings
+        if not s.metrics_port:
+            return s
+        self._metrics_dir = tempfile.mkdtemp(prefix="edgerank-metrics-")
+        # Read by prometheus_client when a child imports it (spawn: a fresh interpreter, this environment).
+        os.environ[MULTIPROC_ENV] = self._metrics_dir
+        from node import metrics
+
+        metrics.serve_processes(s.metrics_port, s.host, self._metrics_dir)
+        log.info("metrics of %d processes on http://%s:%d/metrics", s.processes, s.host, s.metrics_port)
+        return s.replace(metrics_port=0)
 
     def start(self) -> str:
         """Start the children and wait until all are warm; returns what they serve."""
@@ -105,7 +128,7 @@ class Supervisor:
         reservation = reserve_port(s.host, s.port)
         try:
             self.port = int(reservation.getsockname()[1])
-            child_settings = s.replace(port=self.port)
+            child_settings = self._share_metrics().replace(port=self.port)
             for _ in range(s.processes):
                 proc = self._ctx.Process(
                     target=serve_child, args=(child_settings, self.follow, self._events), daemon=False
@@ -170,5 +193,17 @@ class Supervisor:
                 log.error("server process %s did not stop in time; killing it", proc.pid)
                 proc.kill()
                 proc.join()
+        if self._metrics_dir is not None:
+            from node import metrics
+
+            for proc in self.children:
+                if proc.pid is not None:
+                    metrics.process_exited(proc.pid, self._metrics_dir)
+            try:
+                shutil.rmtree(self._metrics_dir)
+            except OSError as e:
+                log.warning("cannot remove the metrics directory %s: %s", self._metrics_dir, e)
+            os.environ.pop(MULTIPROC_ENV, None)
+            self._metrics_dir = None
         codes: list[Any] = [p.exitcode for p in self.children]
         return 0 if all(c == 0 for c in codes) else 1

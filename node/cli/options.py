@@ -18,6 +18,11 @@ NODE_FLAGS = (
     ("--processes", "processes", "server processes sharing the port [EDGERANK_PROCESSES]"),
     ("--budget-ms", "budget_ms", "latency budget per request, ms [EDGERANK_BUDGET_MS]"),
     (
+        "--metrics-port",
+        "metrics_port",
+        "serve Prometheus /metrics on this port, 0 for none (all processes on one port) [EDGERANK_METRICS_PORT]",
+    ),
+    (
         "--max-per-genre",
         "max_per_genre",
         "re-ranking cap per primary genre [EDGERANK_MAX_PER_GENRE]",

@@ -159,6 +159,20 @@ def test_probes_use_grpc_health_on_the_grpc_port(probe: str) -> None:
     assert spec["grpc"]["port"] == _settings_default("port")
 
 
+def test_the_node_serves_metrics_on_the_metrics_port() -> None:
+    # The scrape annotations and the Service point at the "metrics" port: the node must serve there.
+    data = _base_resources()["ConfigMap"]["data"]
+    assert int(data[ENV_PREFIX + "METRICS_PORT"]) == _container_port("metrics")
+    annotations = _base_resources()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == _container_port("metrics")
+
+
+def test_one_server_process_per_requested_core() -> None:
+    data = _base_resources()["ConfigMap"]["data"]
+    cpu = _container()["resources"]["requests"]["cpu"]
+    assert int(data[ENV_PREFIX + "PROCESSES"]) == int(cpu), f"{cpu} CPUs requested"
+
+
 def test_container_listens_on_all_interfaces() -> None:
     assert _docker_env()[ENV_PREFIX + "HOST"] == "0.0.0.0"
     assert _base_resources()["ConfigMap"]["data"][ENV_PREFIX + "HOST"] == "0.0.0.0"

@@ -6,9 +6,11 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -36,7 +38,14 @@ def _wait_for_line(proc: subprocess.Popen[str], pattern: re.Pattern[str], timeou
     raise AssertionError(f"no line matching {pattern.pattern!r}; output:\n{''.join(seen)}")
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_two_processes_answer_on_one_port_and_stop_on_sigterm(small_bundle: Path) -> None:
+    metrics_port = _free_port()
     with subprocess.Popen(
         [
             sys.executable,
@@ -53,16 +62,20 @@ def test_two_processes_answer_on_one_port_and_stop_on_sigterm(small_bundle: Path
             "2",
             "--log-level",
             "WARNING",
+            "--host",
+            "127.0.0.1",
+            "--metrics-port",
+            str(metrics_port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "EDGERANK_GRACE_S": "2"},
     ) as proc:
-        _check_serving_then_stop(proc)
+        _check_serving_then_stop(proc, metrics_port)
 
 
-def _check_serving_then_stop(proc: subprocess.Popen[str]) -> None:
+def _check_serving_then_stop(proc: subprocess.Popen[str], metrics_port: int) -> None:
     try:
         target = _wait_for_line(proc, READY, 60).group(2)
         children = [p for p in _children(proc.pid) if "serve_child" in _cmdline(p) or _is_spawned_python(p)]
@@ -75,6 +88,12 @@ def _check_serving_then_stop(proc: subprocess.Popen[str]) -> None:
                     ranker_pb2.RankRequest(user_id=f"u{k:03d}", num_results=5), timeout=10
                 )
                 assert len(r.items) == 5 and r.served_by == ranker_pb2.SERVED_BY_FULL
+        # One /metrics for both processes: their counters and histograms summed.
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
+            text = page.read().decode()
+        assert 'edgerank_rank_requests_total{rung="FULL"} 8.0' in text, text
+        assert 'edgerank_stage_seconds_count{stage="retrieve"} 8.0' in text
+        assert re.search(r"edgerank_bundle_info\{[^}]*\} 1\.0", text)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         for p in servers:
