@@ -14,6 +14,7 @@ recording and merging), ``requests`` (which users to ask for), ``result``
 ``edgerank-loadgen`` processes and merging their results), ``search`` (the
 maximum sustainable rate), ``local_node`` (a node started for the
 benchmark), ``proxy`` (a loopback TCP proxy that adds latency or goes down),
-``faults`` (injecting a fault while the load runs), ``latency`` (the whole
+``faults`` (injecting a fault while the load runs), ``scrape`` (the node's
+own /metrics over a run), ``latency`` (the whole
 benchmark) and ``report`` (tables and text histograms).
 """

@@ -32,6 +32,7 @@ from node.loadgen.histogram import LatencyHistogram
 from node.loadgen.local_node import LocalNode
 from node.loadgen.requests import RequestMix, bundle_user_ids, prepare_requests
 from node.loadgen.result import RunResult
+from node.loadgen.scrape import scrape, summarize
 from node.loadgen.search import SearchConfig, find_max_rps
 from node.loadgen.workers import WorkerPool
 from trainer import bundle as bundle_format
@@ -66,11 +67,13 @@ class _Meter:
 
     @contextmanager
     def measure(self, out: dict[str, Any]) -> Iterator[None]:
-        c0, t0 = (self.node.cpu_by_process() if self.node else {}), time.monotonic()
+        node = self.node
+        c0, t0 = (node.cpu_by_process() if node else {}), time.monotonic()
+        m0 = scrape(node.metrics_port) if node else None
         yield
         wall = time.monotonic() - t0
-        if self.node is not None and wall > 0:
-            c1 = self.node.cpu_by_process()
+        if node is not None and wall > 0:
+            c1 = node.cpu_by_process()
             by_process = [c1[p] - c0.get(p, 0.0) for p in c1]
             used = sum(by_process)
             out["node_cpu_cores"] = round(used / wall, 2)
@@ -78,6 +81,9 @@ class _Meter:
             # How evenly the kernel spread the connections (SO_REUSEPORT) and so the load: the server
             # processes' shares of the node's CPU, largest first (the idle parent left out).
             out["node_cpu_shares"] = sorted((round(c / used, 2) for c in by_process if c > 0.01 * used), reverse=True)
+        if node is not None and m0 is not None:
+            # What the node itself counted over the run (its /metrics), beside what the generator saw.
+            out["node_metrics"] = summarize(m0, scrape(node.metrics_port))
 
 
 def _node_cpu_per_request(figures: dict[str, Any], result: RunResult) -> dict[str, Any]:
@@ -203,6 +209,7 @@ def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, A
             offered = r.sent / config.search.step_s
             if on_step is not None:
                 on_step(rate, r)
+            figures.pop("node_metrics", None)  # kept for the reported runs only
             return r, offered, {**_cpu_figures(r), **_node_cpu_per_request(figures, r)}
 
         max_rps, steps = find_max_rps(step, config.search)

@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +32,13 @@ def _cpu_s(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the caller binds it soon after)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -59,11 +67,13 @@ class LocalNode:
         self.log_path = log_path
         self.target = ""
         self.serving = ""
+        self.metrics_port = 0  # the node's Prometheus /metrics, on a free loopback port once started
         self._proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._reader: threading.Thread | None = None
 
     def start(self) -> Self:
+        self.metrics_port = free_port()
         cmd = [
             sys.executable,
             "-c",
@@ -77,6 +87,8 @@ class LocalNode:
             str(self.processes),
             "--log-level",
             "WARNING",
+            "--metrics-port",
+            str(self.metrics_port),
         ]
         if self.workers is not None:
             cmd += ["--workers", str(self.workers)]

@@ -62,6 +62,10 @@ def test_short_run_prints_the_three_runs(small_bundle: Path) -> None:
         # The node was started here: its CPU per request is measured (from /proc, all its processes).
         assert run["node_cpu_ms_per_request"] > 0
         assert run["node_cpu_shares"] == [1.0]  # one server process (the parent idles)
+        # The node's own /metrics over the run: the same rung mix as the generator saw, and every stage.
+        assert run["node_metrics"]["rungs"] == run["rungs"], key
+        assert {"features", "retrieve", "blend", "rerank"} <= set(run["node_metrics"]["stages"])
+        assert run["node_metrics"]["stages"]["rerank"]["count"] >= run["rungs"]["FULL"] > 0
     assert doc["one_in_flight"]["rate_rps"] is None
     assert doc["half_max"]["rate_rps"] == round(0.5 * doc["max_rps"], 1)
     assert doc["eighty_pct_max"]["rate_rps"] == round(0.8 * doc["max_rps"], 1)
@@ -82,6 +86,11 @@ def test_index_down_fault_serves_popularity(small_bundle: Path) -> None:
     run = doc["fault_run"]
     assert run["errors"] == 0
     assert set(run["rungs"]) == {"POPULARITY"}
+    # The node counted the same, and why it moved down the ladder: the warm users' retrieval failed (the
+    # unknown users are served popularity without a fallback).
+    assert run["node_metrics"]["rungs"] == run["rungs"]
+    assert set(run["node_metrics"]["fallbacks"]) == {"retrieval"}
+    assert 0 < run["node_metrics"]["fallbacks"]["retrieval"] <= run["rungs"]["POPULARITY"]
 
 
 @pytest.mark.parametrize(
