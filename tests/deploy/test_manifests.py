@@ -167,6 +167,14 @@ def test_the_node_serves_metrics_on_the_metrics_port() -> None:
     assert int(annotations["prometheus.io/port"]) == _container_port("metrics")
 
 
+def test_the_processes_metrics_directory_is_writable() -> None:
+    # With several processes the supervisor keeps their metrics in a temporary directory (node.supervisor);
+    # the root filesystem is read-only, so /tmp must be a volume.
+    container = _container()
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
+
+
 def test_one_server_process_per_requested_core() -> None:
     data = _base_resources()["ConfigMap"]["data"]
     cpu = _container()["resources"]["requests"]["cpu"]
