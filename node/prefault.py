@@ -26,6 +26,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MADV_POPULATE_READ = 22  # <sys/mman.h>, Linux 5.14+
+# 1 (most kernels' default) lets memory compaction migrate locked pages; a request that touches a page being
+# moved waits. In `bench replication` runs with 1, 3 of 4 had a stall of 130-146 ms, with 0, none of 5
+# (BENCHMARKS.md, replication, session (8)). A host setting: a container cannot change it.
+COMPACT_UNEVICTABLE = Path("/proc/sys/vm/compact_unevictable_allowed")
+_compaction_warned: list[bool] = []
 
 
 def mappings(directory: Path, maps: Path = Path("/proc/self/maps")) -> list[tuple[int, int, str]]:
@@ -72,8 +77,26 @@ def prefault(directory: Path, lock: bool = False) -> int:
         covered += length
     # One line per load for each, not one per mapping.
     _warn(unlocked, len(regions), directory, "lock", "they can be evicted under memory pressure")
+    if lock and len(unlocked) < len(regions):
+        warn_if_compaction_moves_locked_pages()
     _warn(failed, len(regions), directory, "prefault", "their first requests take the page faults")
     return covered
+
+
+def warn_if_compaction_moves_locked_pages(setting: Path = COMPACT_UNEVICTABLE) -> bool:
+    """Once per process: a warning when the kernel may migrate the locked bundle's pages; whether it may."""
+    try:
+        allowed = setting.read_text().strip() == "1"
+    except OSError:  # not Linux, or a kernel without the knob: nothing to say
+        return False
+    if allowed and not _compaction_warned:
+        _compaction_warned.append(True)
+        log.warning(
+            "%s is 1: memory compaction may move the locked bundle's pages, and a request that touches one "
+            "waits (100+ ms stalls in bench replication); set vm.compact_unevictable_allowed=0 on serving hosts",
+            setting,
+        )
+    return allowed
 
 
 def _warn(failed: dict[str, str], total: int, directory: Path, what: str, consequence: str) -> None:

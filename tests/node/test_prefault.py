@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from node import prefault as prefault_module
 from node.prefault import mappings, prefault
 
 SIZE = 4 << 20  # bytes of array data
@@ -107,3 +109,17 @@ def test_a_mapping_that_cannot_be_locked_is_faulted_in_with_one_warning(
     assert len(warnings) == 2, warnings
     assert warnings[0].startswith("cannot lock 2 of 2 mappings") and "evicted under memory pressure" in warnings[0]
     assert warnings[1].startswith("cannot prefault 2 of 2 mappings")
+
+
+def test_compaction_of_locked_pages_is_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    setting = tmp_path / "compact_unevictable_allowed"
+    prefault_module._compaction_warned.clear()
+    setting.write_text("0\n")
+    with caplog.at_level(logging.WARNING, logger="node.prefault"):
+        assert prefault_module.warn_if_compaction_moves_locked_pages(setting) is False
+        assert caplog.records == []
+        setting.write_text("1\n")
+        assert prefault_module.warn_if_compaction_moves_locked_pages(setting) is True
+        assert prefault_module.warn_if_compaction_moves_locked_pages(setting) is True
+    assert len(caplog.records) == 1 and "vm.compact_unevictable_allowed=0" in caplog.records[0].getMessage()
+    assert prefault_module.warn_if_compaction_moves_locked_pages(tmp_path / "missing") is False
