@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -35,11 +34,11 @@ import numpy as np
 from node.conditions import machine
 from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
 from node.interceptor import ErrorInterceptor
+from node.loadgen.local_node import stat_cpu_s
 from node.loadgen.requests import RequestMix, prepare_requests
 from node.loadgen.workers import WorkerPool
 
 VARIANTS = ("aio", "aio-bare", "sync")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 STAGES = ("features", "retrieve", "blend", "score", "rerank")
 
 
@@ -109,10 +108,9 @@ def thread_cpu_s(pid: int) -> dict[str, float]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             comm = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
+        except FileNotFoundError:
             continue  # a thread that ended between the listing and the read
-        out[comm] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        out[comm] += stat_cpu_s(task / "stat")
     return out
 
 

@@ -193,8 +193,8 @@ class Node:
             raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
         # Every object alive now (the modules, gRPC's, NumPy's and onnxruntime's, this bundle's) lives as
         # long as the process or the bundle: out of the collector's way. A full collection walks every
-        # tracked object with the GIL held, 25-50 ms at 70,000 of them, on whichever request's thread it
-        # falls (BENCHMARKS, latency, session (8)); frozen, they are not walked. freeze() is a list splice,
+        # tracked object with the GIL held, 36-47 ms at about 68,000 of them, on whichever request's thread
+        # it falls (BENCHMARKS, latency, session (8)); frozen, they are not walked. freeze() is a list splice,
         # not a collection. Unloaded bundles go by reference counting (tests check that, GC disabled).
         gc.freeze()
         return bundle

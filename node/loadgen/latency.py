@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,38 +61,34 @@ class LatencyConfig:
 
 
 class _Meter:
-    """CPU of the node (when local) across a run, in cores."""
+    """What the node (when local) did across a run: its CPU and its own metrics."""
 
     def __init__(self, node: LocalNode | None):
         self.node = node
 
-    @contextmanager
-    def measure(self, out: dict[str, Any]) -> Iterator[None]:
+    def run(self, job: Callable[[], RunResult], metrics: bool = True) -> tuple[RunResult, dict[str, Any]]:
+        """``job()``, and the node's figures over it: CPU in cores and per request, the server processes'
+        shares of it, and (with ``metrics``) what its /metrics counted."""
         node = self.node
-        c0, t0 = (node.cpu_by_process() if node else {}), time.monotonic()
-        m0 = scrape(node.metrics_port) if node else None
-        yield
-        wall = time.monotonic() - t0
-        if node is not None and wall > 0:
-            c1 = node.cpu_by_process()
-            by_process = [c1[p] - c0.get(p, 0.0) for p in c1]
-            used = sum(by_process)
-            out["node_cpu_cores"] = round(used / wall, 2)
-            out["node_cpu_s"] = round(used, 3)
-            # How evenly the kernel spread the connections (SO_REUSEPORT) and so the load: the server
-            # processes' shares of the node's CPU, largest first (the idle parent left out).
-            out["node_cpu_shares"] = sorted((round(c / used, 2) for c in by_process if c > 0.01 * used), reverse=True)
-        if node is not None and m0 is not None:
+        if node is None:
+            return job(), {}
+        c0, t0 = node.cpu_by_process(), time.monotonic()
+        m0 = scrape(node.metrics_port) if metrics else None
+        result = job()
+        wall = max(time.monotonic() - t0, 1e-9)
+        c1 = node.cpu_by_process()
+        by_process = [c1[p] - c0.get(p, 0.0) for p in c1]
+        used = sum(by_process)
+        out: dict[str, Any] = {"node_cpu_cores": round(used / wall, 2)}
+        if result.completed:
+            out["node_cpu_ms_per_request"] = round(used / result.completed * 1000, 3)
+        # How evenly the kernel spread the connections (SO_REUSEPORT) and so the load: the server
+        # processes' shares of the node's CPU, largest first (the idle parent left out).
+        out["node_cpu_shares"] = sorted((round(c / used, 2) for c in by_process if c > 0.01 * used), reverse=True)
+        if m0 is not None:
             # What the node itself counted over the run (its /metrics), beside what the generator saw.
             out["node_metrics"] = summarize(m0, scrape(node.metrics_port))
-
-
-def _node_cpu_per_request(figures: dict[str, Any], result: RunResult) -> dict[str, Any]:
-    """``figures`` with the node's CPU per request, ms (when the node is local)."""
-    used = figures.pop("node_cpu_s", None)
-    if used is not None and result.completed:
-        figures["node_cpu_ms_per_request"] = round(used / result.completed * 1000, 3)
-    return figures
+        return result, out
 
 
 def _cpu_figures(result: RunResult) -> dict[str, float]:
@@ -180,37 +177,25 @@ def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, A
             plan.activate()
         if plan is not None or config.rate is not None:
             rate = float(config.rate or config.search.start_rps)
-            figures: dict[str, Any] = {}
-            with meter.measure(figures):
-                result = pool.run_open(rate, config.duration_s, seed=config.seed)
+            result, figures = meter.run(lambda: pool.run_open(rate, config.duration_s, seed=config.seed))
             key = "fault_run" if plan else "fixed_rate"
             out["max_rps"] = None
-            out[key] = {
-                **_run_figures(result, rate, None, catalog, config.mix),
-                **_node_cpu_per_request(figures, result),
-            }
+            out[key] = {**_run_figures(result, rate, None, catalog, config.mix), **figures}
             return out, {key: result.histogram}
         runs: dict[str, Any] = {}
         histograms: dict[str, LatencyHistogram] = {}
-        figures = {}
-        with meter.measure(figures):
-            closed = pool.run_closed(config.duration_s)
-        runs["one_in_flight"] = {
-            **_run_figures(closed, None, None, catalog, config.mix),
-            **_node_cpu_per_request(figures, closed),
-        }
+        closed, figures = meter.run(lambda: pool.run_closed(config.duration_s))
+        runs["one_in_flight"] = {**_run_figures(closed, None, None, catalog, config.mix), **figures}
         histograms["one_in_flight"] = closed.histogram
 
         def step(rate: float) -> tuple[RunResult, float, dict[str, Any]]:
             seed = config.seed + int(rate)
-            figures: dict[str, Any] = {}
-            with meter.measure(figures):
-                r = pool.run_open(rate, config.search.step_s, seed=seed)
+            # The node's metrics are kept for the reported runs only.
+            r, figures = meter.run(lambda: pool.run_open(rate, config.search.step_s, seed=seed), metrics=False)
             offered = r.sent / config.search.step_s
             if on_step is not None:
                 on_step(rate, r)
-            figures.pop("node_metrics", None)  # kept for the reported runs only
-            return r, offered, {**_cpu_figures(r), **_node_cpu_per_request(figures, r)}
+            return r, offered, {**_cpu_figures(r), **figures}
 
         max_rps, steps = find_max_rps(step, config.search)
         out["max_rps"] = round(max_rps, 1)
@@ -228,10 +213,8 @@ def run_latency(config: LatencyConfig, on_step: Any = None) -> tuple[dict[str, A
             if rate <= 0:
                 runs[key] = None
                 continue
-            figures = {}
-            with meter.measure(figures):
-                r = pool.run_open(rate, config.duration_s, seed=config.seed + 7)
-            runs[key] = {**_run_figures(r, rate, max_rps, catalog, config.mix), **_node_cpu_per_request(figures, r)}
+            r, figures = meter.run(partial(pool.run_open, rate, config.duration_s, seed=config.seed + 7))
+            runs[key] = {**_run_figures(r, rate, max_rps, catalog, config.mix), **figures}
             histograms[key] = r.histogram
         out.update(runs)
         return out, histograms

@@ -6,7 +6,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
+
+from node.local_servers import free_port
 
 READY = re.compile(r"edgerank: serving (.+) on (\S+:\d+)")
 START_TIMEOUT_S = 600.0
@@ -25,20 +26,17 @@ class NodeStartError(RuntimeError):
     """The node did not start; the message carries the tail of its output."""
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process (from /proc), 0 once it is gone."""
+def stat_cpu_s(stat: Path) -> float:
+    """User + system CPU seconds from a ``/proc/PID/stat`` or ``/proc/PID/task/TID/stat``; 0 once it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (the caller binds it soon after)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def _cpu_s(pid: int) -> float:
+    return stat_cpu_s(Path(f"/proc/{pid}/stat"))
 
 
 def _children(pid: int) -> list[int]:

@@ -6,7 +6,6 @@ import os
 import re
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import grpc
 
 from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
 from node.loadgen.local_node import _children
+from node.local_servers import free_port
 
 READY = re.compile(r"edgerank: serving (\S+) on (\S+:\d+) \(2 processes\)")
 
@@ -38,14 +38,8 @@ def _wait_for_line(proc: subprocess.Popen[str], pattern: re.Pattern[str], timeou
     raise AssertionError(f"no line matching {pattern.pattern!r}; output:\n{''.join(seen)}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_two_processes_answer_on_one_port_and_stop_on_sigterm(small_bundle: Path) -> None:
-    metrics_port = _free_port()
+    metrics_port = free_port()
     with subprocess.Popen(
         [
             sys.executable,
