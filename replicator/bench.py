@@ -4,17 +4,20 @@ Starts a throwaway hub and two region leaves (:mod:`replicator.local_cluster`,
 the topology of ``edge_deploy/nats``), and per region an ``edgerank replicate``
 and an ``edgerank serve --follow`` process, as ``edgerank up`` does. Two
 versions of the bundle (the same files under two version names, signed with a
-throwaway key) are published; v1 is promoted and served first. Then, under a
-fixed-rate open-loop Rank load spread over both nodes (:mod:`replicator.bench_load`):
+throwaway key) are published; v1 is promoted and served first. Then, under an
+open-loop Rank load (Poisson arrivals at ``rate`` in all) spread over both nodes, sent
+by one ``edgerank-loadgen`` process per node (:mod:`replicator.bench_load`):
 
 * ``publish_s``: gates + upload of v2 (``replicator.publish.publish``);
 * ``live_in_all_regions_s``: from the promotion write (both regions, one
-  after the other) until Rank answers from v2 in both regions (probed every
-  10 ms on each node). By default the replicators prefetch v2 as soon as it is
+  after the other) until Rank answers from v2 in both regions, read from the
+  load's own answers (each names its bundle version; one every
+  ``answer_gap_ms_mean`` per node on average). By default the replicators prefetch v2 as soon as it is
   published (``prefetched_in_all_regions_s``, from the end of the publish), so
   this is the assignment and the node's load and warm-up; with ``prefetch=False``
   (``--no-prefetch``) it includes the download;
-* ``rollback_s``: from the rollback write until both answer from v1 again;
+* ``rollback_s``: from the rollback write until both answer from the version
+  before again, read the same way;
 * ``swap_p999_ratio``: P99.9 of the load's requests sent during the swaps (from
   each promotion write until both regions serve the new version, at least
   ``min_swap_window_s``) over the P99.9 of the steady windows of ``steady_s``
@@ -37,6 +40,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -45,13 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
 from node.local_servers import free_port
 from replicator import assignment as assign
 from replicator import gates, names, promotions, signing
-from replicator.bench_load import OpenLoopLoad, summary
+from replicator.bench_load import RegionLoad, Sample, first_served, summary
 from replicator.errors import ReplicatorError
 from replicator.local_cluster import REGIONS, Cluster, start_cluster, url
 from replicator.nats_io import connect
@@ -62,7 +63,7 @@ from trainer.bundle import MANIFEST, write_atomic
 
 log = logging.getLogger(__name__)
 
-PROBE_S = 0.01
+PROBE_S = 0.01  # how often the bench reads the nodes' logs while it waits for a swap
 
 
 @dataclass(frozen=True)
@@ -98,40 +99,23 @@ def _version(tag: str) -> str:
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-bench-{tag}"
 
 
-class _Probe:
-    """One channel per node; ``version()`` is the bundle version a Rank answers from."""
-
-    def __init__(self, targets: dict[str, str], user: str):
-        self.channels = {r: grpc.insecure_channel(t) for r, t in targets.items()}
-        self.stubs = {r: ranker_pb2_grpc.RankerStub(ch) for r, ch in self.channels.items()}
-        self.request = ranker_pb2.RankRequest(user_id=user, num_results=10)
-
-    def version(self, region: str) -> str | None:
-        try:
-            return str(self.stubs[region].Rank(self.request, timeout=2.0).bundle_version)
-        except grpc.RpcError as e:
-            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                return None  # not serving yet
-            raise
-
-    def wait_all(self, version: str, timeout: float) -> float:
-        """Until every node answers from ``version``; returns the monotonic time it was seen."""
-        deadline = time.monotonic() + timeout
-        pending = set(self.stubs)
-        while pending:
-            for region in sorted(pending):
-                if self.version(region) == version:
-                    pending.discard(region)
-            if not pending:
-                break
-            if time.monotonic() > deadline:
-                raise ReplicatorError(f"{', '.join(sorted(pending))} did not serve {version} within {timeout:.0f} s")
-            time.sleep(PROBE_S)
-        return time.monotonic()
-
-    def close(self) -> None:
-        for ch in self.channels.values():
-            ch.close()
+def _wait_serving(children: Children, version: str, after_wall: float, timeout: float) -> float:
+    """Until every node has logged that it serves ``version`` (after the wall time ``after_wall``); the
+    monotonic time then. The bench's control flow only: reading the logs sends the nodes nothing (a
+    Rank probe every 10 ms added load during the swaps alone). When each region really answered from
+    it is read afterwards from the load's own answers (:func:`replicator.bench_load.first_served`)."""
+    deadline = time.monotonic() + timeout
+    pending = set(REGIONS)
+    while pending:
+        for region in sorted(pending):
+            if _first(_log_events(children.log(f"node-{region}")), after_wall, "serving bundle", version) is not None:
+                pending.discard(region)
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise ReplicatorError(f"{', '.join(sorted(pending))} did not serve {version} within {timeout:.0f} s")
+        time.sleep(PROBE_S)
+    return time.monotonic()
 
 
 def _hub(cluster: Cluster, fn: Any) -> Any:
@@ -216,14 +200,11 @@ class _Swap:
     prefetched_s: float | None
     steady: tuple[float, float]  # monotonic window of the steady requests before it
     window: tuple[float, float]  # from the promotion write until both serve it (at least min_swap_window_s)
-    live_s: float
     breakdown: dict[str, Any]
     uploaded_files: int
 
 
-def _swap(
-    bench: ReplicationBench, cluster: Cluster, children: Children, probe: _Probe, work: Path, key: Any, v: Path
-) -> _Swap:
+def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: Path, key: Any, v: Path) -> _Swap:
     """A steady window, then publish ``v``, let the regions prefetch it, promote it in both, wait for both."""
     steady_t0 = time.monotonic()
     time.sleep(bench.steady_s)
@@ -238,8 +219,8 @@ def _swap(
     time.sleep(1.0)  # publishing and prefetching are not part of either window
     written_wall, t0 = time.time(), time.monotonic()
     _write_all(cluster, lambda a: assign.promote(a, v.name))
-    live_at = probe.wait_all(v.name, bench.timeout_s)
-    swap_t1 = max(live_at, t0 + bench.min_swap_window_s)
+    seen_at = _wait_serving(children, v.name, written_wall, bench.timeout_s)
+    swap_t1 = max(seen_at, t0 + bench.min_swap_window_s)
     while time.monotonic() < swap_t1 + 1.0:
         time.sleep(0.05)
     return _Swap(
@@ -248,38 +229,57 @@ def _swap(
         prefetched_s,
         (steady_t0, steady_t1),
         (t0, swap_t1),
-        live_at - t0,
         _breakdown(children, v.name, written_wall),
         published.uploaded_files,
     )
+
+
+def _slow(x: Sample, t0: float) -> dict[str, Any]:
+    pipeline = None if math.isnan(x.pipeline_ms) else round(x.pipeline_ms, 2)
+    return {"at_s": round(x.intended - t0, 3), "ms": round(x.latency_ms, 1), "pipeline_ms": pipeline,
+            "version": x.version, "target": x.target}  # fmt: skip
 
 
 def _ratio(swap: dict[str, Any], steady: dict[str, Any]) -> float | None:
     return round(swap["p999_ms"] / steady["p999_ms"], 2) if steady["p999_ms"] and swap["p999_ms"] else None
 
 
-def _report(bench: ReplicationBench, load: OpenLoopLoad, swaps: list[_Swap]) -> dict[str, Any]:
+def _live_s(load: RegionLoad, version: str, t0: float, t1: float) -> float:
+    """From ``t0`` until every node answered from ``version`` for good (before ``t1``)."""
+    at = {t: first_served(load.samples, t, version, t0, t1) for t in load.targets}
+    late = sorted(t for t, x in at.items() if x is None)
+    if late:
+        raise ReplicatorError(f"{', '.join(late)} did not answer from {version} for good before the next change")
+    return max(x for x in at.values() if x is not None) - t0
+
+
+def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollback_t0: float) -> dict[str, Any]:
     """Pooled steady and swap windows, and each swap's own figures."""
     steady_samples = [x for s in swaps for x in load.window(*s.steady)]
     swap_samples = [x for s in swaps for x in load.window(*s.window)]
     steady, swap = summary(steady_samples), summary(swap_samples)
     per_swap = []
-    for s in swaps:
+    ends = [s.window[0] for s in swaps[1:]] + [rollback_t0]
+    live = [_live_s(load, s.version, s.window[0], end) for s, end in zip(swaps, ends, strict=True)]
+    for s, live_s in zip(swaps, live, strict=True):
         own_steady, own_swap = summary(load.window(*s.steady)), summary(load.window(*s.window))
         slowest = sorted(load.window(*s.window), key=lambda x: -x.latency_ms)[:8]
+        steady_slowest = sorted(load.window(*s.steady), key=lambda x: -x.latency_ms)[:4]
         per_swap.append(
             {
                 "version": s.version,
                 "publish_s": round(s.publish_s, 2),
                 "uploaded_files": s.uploaded_files,
                 "prefetched_in_all_regions_s": None if s.prefetched_s is None else round(s.prefetched_s, 2),
-                "live_in_all_regions_s": round(s.live_s, 2),
+                "live_in_all_regions_s": round(live_s, 2),
                 "swap_window_s": round(s.window[1] - s.window[0], 2),
                 "steady": own_steady,
                 "swap": own_swap,
                 "swap_p999_ratio": _ratio(own_swap, own_steady),
-                # (seconds after the promotion write, ms): when the slowest requests of the swap were sent
-                "swap_slowest": [(round(x.intended - s.window[0], 3), round(x.latency_ms, 1)) for x in slowest],
+                # When the slowest requests of the swap were sent (seconds after the promotion write), their
+                # latency and the node's pipeline time (the rest was spent in gRPC, queues or off the CPU).
+                "swap_slowest": [_slow(x, s.window[0]) for x in slowest],
+                "steady_slowest": [_slow(x, s.steady[0]) for x in steady_slowest],
                 "breakdown_s": s.breakdown,
             }
         )
@@ -287,7 +287,7 @@ def _report(bench: ReplicationBench, load: OpenLoopLoad, swaps: list[_Swap]) -> 
         "swaps": len(swaps),
         "publish_s": round(max(s.publish_s for s in swaps), 2),
         "prefetch": bench.prefetch,
-        "live_in_all_regions_s": round(max(s.live_s for s in swaps), 2),
+        "live_in_all_regions_s": round(max(live), 2),
         "swap_p999_ratio": _ratio(swap, steady),
         "steady": steady,
         "swap": swap,
@@ -304,8 +304,7 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
     (work / "logs").mkdir(parents=True, exist_ok=True)
     children = Children(work / "logs")
     cluster: Cluster | None = None
-    load: OpenLoopLoad | None = None
-    probe: _Probe | None = None
+    load: RegionLoad | None = None
     try:
         key_path, pub_path = signing.keygen(work / "keys" / "bench.key")
         key = signing.load_private(key_path)
@@ -337,38 +336,40 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
             )  # fmt: skip
         for target in targets.values():
             wait_port(int(target.rsplit(":", 1)[1]), timeout=60, children=children)
-        probe = _Probe(targets, _users(src, 1)[0])
-        probe.wait_all(v1.name, bench.timeout_s)
+        _wait_serving(children, v1.name, 0.0, bench.timeout_s)
 
-        load = OpenLoopLoad(list(targets.values()), _users(src), bench.rate).start()
+        load = RegionLoad([targets[r] for r in REGIONS], _users(src), bench.rate).start()
         time.sleep(1.0)  # let the load settle (connections, first calls) before the first steady window
-        swaps = [_swap(bench, cluster, children, probe, work, key, v) for v in later]
+        swaps = [_swap(bench, cluster, children, work, key, v) for v in later]
 
-        t1 = time.monotonic()
+        t1_wall, t1 = time.time(), time.monotonic()
         _write_all(cluster, assign.rollback)
         back_to = later[-2].name if len(later) > 1 else v1.name
-        rolled_at = probe.wait_all(back_to, bench.timeout_s)
-        time.sleep(0.5)
-        load.stop()
+        rolled_seen = _wait_serving(children, back_to, t1_wall, bench.timeout_s)
+        time.sleep(0.5)  # answers after the rollback, to read when each region answered from back_to
+        end = time.monotonic()
         versions = {v.name for v in (v1, *later)}
+        load.stop(versions)
+        rollback_s = _live_s(load, back_to, t1, end)
         return {
             "label": bench.label,
             "bundle_mb": round(bundle_bytes / 1e6, 1),
             "items": int(json.loads((src / MANIFEST).read_text()).get("counts", {}).get("items", 0)),
-            **_report(bench, load, swaps),
-            "rollback_s": round(rolled_at - t1, 3),
-            "rollback_window": summary(load.window(t1, rolled_at + 0.5)),
+            **_report(bench, load, swaps, t1),
+            "rollback_s": round(rollback_s, 3),
+            "rollback_window": summary(load.window(t1, max(rolled_seen, t1 + rollback_s) + 0.5)),
             # Every answer came from one of the bench's versions (a stray version would be a routing bug).
             "answers_from_other_versions": sum(1 for x in load.samples if x.ok and x.version not in versions),
             "rate_rps": bench.rate,
-            "load_send_lag_p99_ms": round(float(sorted(load.lags_ms)[int(0.99 * (len(load.lags_ms) - 1))]), 2),
+            # How often each node's answers tell the version: the resolution of the live and rollback times.
+            "answer_gap_ms_mean": round(1e3 * len(load.targets) / bench.rate, 1),
+            "load_send_lag_p99_ms": load.send_lag_p99_ms(),
+            "load_cpu_s": round(load.cpu_s, 2),
             "workdir": str(work) if not own_workdir else None,
         }
     finally:
-        if probe is not None:
-            probe.close()
         if load is not None:
-            load.stop(drain_s=0)
+            load.close()
         children.stop()
         if cluster is not None:
             cluster.stop()

@@ -1,96 +1,100 @@
-"""A small open-loop Rank load for ``edgerank bench replication``: a fixed rate, spread over nodes.
+"""The Rank load of ``edgerank bench replication``: open loop, spread over the regions' nodes.
 
-A thread sends ``Rank`` at fixed intervals whether or not earlier answers came
-back (gRPC futures), round-robin over the targets, and records for each request
-its intended send time, its latency measured from that time (no coordinated
-omission), whether it failed, and the bundle version that answered. Windows
-of intended send times are then summarised (P99.9 of one window against
-another).
+Per node, one ``edgerank-loadgen`` process (:mod:`node.loadgen.workers`, Rust, out of the bench's own
+process) sends Poisson arrivals at its share of the rate for as long as the bench runs and records,
+for each request, its intended send time, its latency from that time (no coordinated omission), its
+status, the bundle version that answered and the node's own pipeline time. The bench then reads
+windows of intended send times (P99.9 of one window against another) and, from the versions, when
+each region began to answer from a new one.
+
+Until session (9) this was a Python thread in the bench's process: gRPC futures and their callbacks
+shared one GIL with the bench's probing (a Rank to each node every 10 ms while it waited for a swap)
+and its NATS writes. The slowest requests of a swap then spent 1-3 ms in the node's pipeline and
+10-24 ms elsewhere, and the probe added about 75 requests/s per node during the swaps only
+(BENCHMARKS.md, replication, session (9)).
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import numpy as np
 
-from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
+from node.gen.edgerank.v1 import ranker_pb2
+from node.loadgen.result import version_hash
+from node.loadgen.workers import Job, WorkerPool
 
-SPIN_S = 0.0005
+MAX_S = 3600.0  # the schedule's length: longer than any run; the bench stops the load when it is done
+CONNECTIONS = 4  # per node
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sample:
     intended: float  # monotonic seconds
     latency_ms: float
     ok: bool
-    version: str
+    version: str  # the bundle version that answered; "" unless ok
+    pipeline_ms: float  # the node's own time from the start of its pipeline to the answer; NaN unless ok
+    target: str
 
 
-@dataclass
-class OpenLoopLoad:
-    targets: list[str]
-    users: list[str]
-    rate: float  # requests per second over all targets
-    timeout_s: float = 2.0
-    samples: list[Sample] = field(default_factory=list)
-    lags_ms: list[float] = field(default_factory=list)  # how late sends left (the generator's own lag)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _channels: list[grpc.Channel] = field(default_factory=list)
-    _sent: int = 0
+class RegionLoad:
+    """Open-loop Rank at ``rate``/s in all, split evenly over ``targets`` (one generator process each)."""
 
-    def start(self) -> OpenLoopLoad:
-        self._channels = [grpc.insecure_channel(t) for t in self.targets]
-        for ch in self._channels:
-            grpc.channel_ready_future(ch).result(timeout=30)
-        self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
-        self._thread.start()
+    def __init__(self, targets: list[str], users: list[str], rate: float, timeout_s: float = 2.0, seed: int = 0):
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        requests = [ranker_pb2.RankRequest(user_id=u, num_results=10) for u in users]
+        self.targets, self.rate, self._seed = targets, rate, seed
+        self._pools: list[WorkerPool] = []
+        self._jobs: list[Job] = []
+        self.samples: list[Sample] = []
+        self.lags_ms = np.zeros(0)  # how late each send left (the generator's own lag)
+        self.cpu_s = 0.0  # the generators' CPU
+        try:
+            for t in targets:
+                self._pools.append(WorkerPool(t, 1, requests, connections=CONNECTIONS, timeout_s=timeout_s))
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self) -> RegionLoad:
+        share = self.rate / len(self.targets)
+        self._jobs = [p.start_open(share, MAX_S, seed=self._seed + i) for i, p in enumerate(self._pools)]
         return self
 
-    def stop(self, drain_s: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
-        deadline = time.monotonic() + drain_s
-        while len(self.samples) < self._sent and time.monotonic() < deadline:
-            time.sleep(0.01)
-        for ch in self._channels:
-            ch.close()
+    def stop(self, versions: set[str]) -> None:
+        """End the load, wait for its answers and read them; ``versions`` name the answers' hashes."""
+        names = {version_hash(v): v for v in versions}
+        for job in self._jobs:
+            job.stop()
+        for target, job in zip(self.targets, self._jobs, strict=True):
+            parts, cpu_s = job.records()
+            self.cpu_s += cpu_s
+            records = np.concatenate(parts)
+            self.lags_ms = np.concatenate([self.lags_ms, records["lag_us"] / 1e3])
+            for r in records:
+                ok = int(r["code"]) == 0
+                h = int(r["version"])
+                version = names.get(h, f"unknown-{h:016x}") if ok else ""
+                latency_ms, pipeline_ms = float(r["latency_us"]) / 1e3, float(r["total_ms"])
+                self.samples.append(Sample(float(r["intended_s"]), latency_ms, ok, version, pipeline_ms, target))
+        self.samples.sort(key=lambda s: s.intended)
+        self._jobs = []
 
-    def _run(self) -> None:
-        stubs = itertools.cycle([ranker_pb2_grpc.RankerStub(ch) for ch in self._channels])
-        users = itertools.cycle(self.users)
-        period = 1.0 / self.rate
-        start = time.monotonic()
-        for k in itertools.count():
-            if self._stop.is_set():
-                return
-            intended = start + k * period
-            while (left := intended - time.monotonic()) > 0:
-                time.sleep(max(0.0, left - SPIN_S / 2) if left > SPIN_S else 0)
-            self.lags_ms.append((time.monotonic() - intended) * 1e3)
-            request = ranker_pb2.RankRequest(user_id=next(users), num_results=10)
-            self._sent += 1
-            future = next(stubs).Rank.future(request, timeout=self.timeout_s)
-            future.add_done_callback(self._done(intended))
-
-    def _done(self, intended: float) -> Any:
-        def done(future: Any) -> None:
-            latency = (time.monotonic() - intended) * 1e3
-            error = future.exception()
-            version = "" if error is not None else future.result().bundle_version
-            self.samples.append(Sample(intended, latency, error is None, version))  # list.append is atomic
-
-        return done
+    def close(self) -> None:
+        for job in self._jobs:  # stopped without reading: the workers still have to be told
+            job.stop()
+        for p in self._pools:
+            p.close()
+        self._pools = []
 
     def window(self, t0: float, t1: float) -> list[Sample]:
-        return [s for s in list(self.samples) if t0 <= s.intended < t1]
+        return [s for s in self.samples if t0 <= s.intended < t1]
+
+    def send_lag_p99_ms(self) -> float:
+        return round(float(np.percentile(self.lags_ms, 99)), 3) if len(self.lags_ms) else 0.0
 
 
 def summary(samples: list[Sample]) -> dict[str, Any]:
@@ -106,3 +110,12 @@ def summary(samples: list[Sample]) -> dict[str, Any]:
         "p999_ms": round(float(np.percentile(lat, 99.9)), 2),
         "max_ms": round(float(lat.max()), 2),
     }
+
+
+def first_served(samples: list[Sample], target: str, version: str, t0: float, t1: float) -> float | None:
+    """When ``target`` began to answer from ``version`` for good within [t0, t1): the intended time of the
+    first request after the last one (sent in the window) that was answered otherwise or failed; None
+    when the window's last request was."""
+    mine = [s for s in samples if s.target == target and t0 <= s.intended < t1]
+    last_other = max((k for k, s in enumerate(mine) if not (s.ok and s.version == version)), default=-1)
+    return mine[last_other + 1].intended if last_other + 1 < len(mine) else None

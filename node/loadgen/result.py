@@ -27,8 +27,18 @@ RECORD_DTYPE = np.dtype(
         ("total_ms", "<f8"),  # RankResponse.total_ms, NaN unless OK
         ("code", "<i4"),  # gRPC status code
         ("served_by", "<i4"),  # RankResponse.served_by, 0 unless OK
+        ("version", "<u8"),  # version_hash(RankResponse.bundle_version), 0 unless OK
     ]
 )
+
+
+def version_hash(version: str) -> int:
+    """FNV-1a (64 bits) of a bundle version's UTF-8 bytes, never 0: the ``version`` field of a record
+    (hotpath/loadgen/src/response.rs computes the same)."""
+    h = 0xCBF29CE484222325
+    for b in version.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return max(h, 1)
 
 
 @dataclass

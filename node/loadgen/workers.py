@@ -127,6 +127,45 @@ class _Worker:
             self.proc.stdout.close()
 
 
+class Job:
+    """A job given to some of a pool's workers: its records once they have all answered."""
+
+    def __init__(self, pool: WorkerPool, jobs: list[tuple[_Worker, str, Path]], start: float, timeout_s: float):
+        self.pool, self.start = pool, start
+        self._jobs, self._timeout_s = jobs, timeout_s
+        self._done: tuple[list[np.ndarray], float] | None = None
+
+    def stop(self) -> None:
+        """End the schedule at its next send (the workers still wait for what they sent)."""
+        for w, _, _ in self._jobs:
+            w.send("stop")
+
+    def records(self) -> tuple[list[np.ndarray], float]:
+        """Each worker's records (:data:`RECORD_DTYPE`; a worker's record ``k`` was request ``k`` of the
+        pool's cycled requests) and the workers' CPU seconds; waits for the workers to finish."""
+        if self._done is None:
+            parts, cpu_s = [], 0.0
+            for w, _, out in self._jobs:
+                words = w.answer(self._timeout_s, "finish").split()
+                if len(words) != 3 or words[0] != "done":
+                    raise WorkerError(f"load generator worker answered {' '.join(words)!r} instead of done SENT CPU_S")
+                records = np.fromfile(out, RECORD_DTYPE)
+                if len(records) != int(words[1]):
+                    raise WorkerError(f"load generator worker wrote {len(records)} records for {words[1]} requests")
+                parts.append(records)
+                cpu_s += float(words[2])
+            self._done = (parts, cpu_s)
+        return self._done
+
+    def result(self) -> RunResult:
+        """The records merged into one :class:`RunResult` (waits for the workers to finish)."""
+        parts, cpu_s = self.records()
+        result = RunResult(started=self.start, finished=self.start, cpu_s=cpu_s)
+        for records in parts:
+            result.add_records(records, self.pool.expect_full, _code_name, _rung_name)
+        return result
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -144,7 +183,7 @@ class WorkerPool:
         binary = loadgen_binary()
         self._dir = tempfile.TemporaryDirectory(prefix="edgerank-loadgen-")
         self.workdir = Path(self._dir.name)
-        self._full = expects_full(requests)
+        self.expect_full = expects_full(requests)
         requests_file = self.workdir / "requests.bin"
         write_requests(requests_file, requests)
         argv = [
@@ -167,23 +206,17 @@ class WorkerPool:
             self.close()
             raise
 
-    def _run(self, jobs: list[tuple[_Worker, str, Path]], start: float, timeout_s: float) -> RunResult:
+    def _start(self, jobs: list[tuple[_Worker, str, Path]], start: float, timeout_s: float) -> Job:
         for w, line, _ in jobs:
             w.send(line)
-        result = RunResult(started=start, finished=start)
-        for w, _, out in jobs:
-            words = w.answer(timeout_s, "finish").split()
-            if len(words) != 3 or words[0] != "done":
-                raise WorkerError(f"load generator worker answered {' '.join(words)!r} instead of done SENT CPU_S")
-            records = np.fromfile(out, RECORD_DTYPE)
-            if len(records) != int(words[1]):
-                raise WorkerError(f"load generator worker wrote {len(records)} records for {words[1]} requests")
-            result.add_records(records, self._full, _code_name, _rung_name)
-            result.cpu_s += float(words[2])
-        return result
+        return Job(self, jobs, start, timeout_s)
 
     def run_open(self, rate: float, duration_s: float, seed: int = 0) -> RunResult:
         """Poisson arrivals at ``rate``/s for ``duration_s``, the schedule shared across the workers."""
+        return self.start_open(rate, duration_s, seed).result()
+
+    def start_open(self, rate: float, duration_s: float, seed: int = 0) -> Job:
+        """:meth:`run_open` without waiting: the job runs until its schedule ends or :meth:`Job.stop`."""
         parts = split(poisson_schedule(rate, duration_s, seed), len(self.workers))
         start = time.monotonic() + START_LEAD_S
         jobs = []
@@ -191,14 +224,14 @@ class WorkerPool:
             offsets_file, out = self.workdir / f"offsets-{i}.f64", self.workdir / f"records-{i}.bin"
             np.asarray(offsets, "<f8").tofile(offsets_file)
             jobs.append((w, f"open {start!r} {offsets_file} {out} {DRAIN_S}", out))
-        return self._run(jobs, start, duration_s + JOB_SLACK_S)
+        return self._start(jobs, start, duration_s + JOB_SLACK_S)
 
     def run_closed(self, duration_s: float) -> RunResult:
         """One request in flight, on the first worker only."""
         start = time.monotonic() + START_LEAD_S
         out = self.workdir / "records-closed.bin"
         job = (self.workers[0], f"closed {start!r} {duration_s!r} {out}", out)
-        return self._run([job], start, duration_s + JOB_SLACK_S)
+        return self._start([job], start, duration_s + JOB_SLACK_S).result()
 
     def close(self) -> None:
         for w in self.workers:

@@ -19,6 +19,7 @@ import pytest
 
 from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
 from node.loadgen.requests import UNKNOWN_PREFIX
+from node.loadgen.result import version_hash
 from node.loadgen.workers import LOADGEN_ENV, WorkerError, WorkerPool, loadgen_binary
 
 STALL_S = 0.3
@@ -212,3 +213,48 @@ def test_bad_arguments_are_one_line_and_exit_2() -> None:
     run = subprocess.run([str(loadgen_binary()), "--connections", "0"], capture_output=True, text=True, timeout=10)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == ["edgerank-loadgen: --connections must be a whole number >= 1"]
+
+
+def test_stop_ends_a_long_schedule_and_keeps_what_was_sent(serve: Callable[..., tuple[str, StandIn]]) -> None:
+    target, servicer = serve(lambda request, context, n: full(), 4)
+    pool = WorkerPool(target, 1, requests("u1"), connections=2)
+    try:
+        job = pool.start_open(200.0, 3600.0, seed=1)  # an hour's schedule
+        time.sleep(0.5)
+        t = time.monotonic()
+        job.stop()
+        (records,), _ = job.records()
+        stopped_in_s = time.monotonic() - t
+    finally:
+        pool.close()
+    # Stopped at once, not an hour later, with every request it sent answered and recorded.
+    assert stopped_in_s < 30
+    assert 0 < len(records) == servicer.calls < 200 * 30
+    assert (records["code"] == 0).all()
+    assert records["intended_s"].max() < t + 5
+
+
+def test_each_record_names_the_bundle_version_by_its_hash(serve: Callable[..., tuple[str, StandIn]]) -> None:
+    names = ["20261202T010122Z-bench-v2", "20261202T010122Z-bench-v3"]
+
+    def answer(request: ranker_pb2.RankRequest, context: grpc.ServicerContext, n: int) -> ranker_pb2.RankResponse:
+        if n % 3 == 0:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "no bundle")
+        return ranker_pb2.RankResponse(served_by=ranker_pb2.SERVED_BY_FULL, bundle_version=names[n % 2])
+
+    target, _ = serve(answer, 1)
+    pool = WorkerPool(target, 1, requests("u1"), connections=1)
+    try:
+        (records,), _ = pool.start_open(100.0, 0.5, seed=3).records()
+    finally:
+        pool.close()
+    ok = records["code"] == 0
+    assert ok.any() and (~ok).any()
+    assert set(records["version"][ok].tolist()) == {version_hash(v) for v in names}
+    assert (records["version"][~ok] == 0).all()
+
+
+def test_version_hash_is_fnv1a_64() -> None:
+    # The reference values hotpath/loadgen/src/response.rs checks too.
+    assert version_hash("") == 0xCBF29CE484222325
+    assert version_hash("a") == 0xAF63DC4C8601EC8C

@@ -11,7 +11,12 @@
 //! ```text
 //! open START OFFSETS_FILE OUT_FILE DRAIN_S   -> done SENT CPU_S   (or: error MESSAGE)
 //! closed START DURATION_S OUT_FILE           -> done SENT CPU_S
+//! stop                                       (no answer of its own)
 //! ```
+//!
+//! `stop` ends the schedule of the latest open job given (running or not yet started) at its next
+//! send: the job then waits for the answers of what it sent and answers `done` as usual. It lets a
+//! caller run a load for as long as it needs (a schedule longer than it will ever use) and end it.
 //!
 //! START is a CLOCK_MONOTONIC time in seconds (Python's `time.monotonic()`); OFFSETS_FILE holds
 //! little-endian f64 seconds after START; OUT_FILE receives one record per request (record.rs).
@@ -25,7 +30,8 @@ mod run;
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -123,12 +129,50 @@ fn number<T: std::str::FromStr>(word: Option<&str>, what: &str) -> Result<T, Str
         .ok_or(format!("job: {what} missing or not a number"))
 }
 
+/// Job lines given and the latest one a `stop` named, both counted from 1.
+#[derive(Default)]
+struct Jobs {
+    given: AtomicU64,
+    stop_upto: AtomicU64,
+}
+
+/// Read stdin on a thread of its own, so that a `stop` reaches a job while it runs: job lines go to
+/// the returned channel (closed at end of input), `stop` lines to `jobs.stop_upto`.
+fn read_jobs(jobs: Arc<Jobs>) -> mpsc::Receiver<Result<String, String>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("cannot read a job: {e}")));
+                    return;
+                }
+            };
+            match line.trim() {
+                "" => continue,
+                "stop" => jobs
+                    .stop_upto
+                    .store(jobs.given.load(Ordering::SeqCst), Ordering::SeqCst),
+                _ => {
+                    jobs.given.fetch_add(1, Ordering::SeqCst);
+                    if tx.send(Ok(line)).is_err() {
+                        return; // the main thread has exited
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// Run one job line; the answer line without its newline.
 fn job(
     line: &str,
     rt: &tokio::runtime::Runtime,
     channel: &Arc<Channel>,
     requests: &[Bytes],
+    stopped: &dyn Fn() -> bool,
 ) -> Result<String, String> {
     let mut words = line.split_whitespace();
     let kind = words.next().unwrap_or("");
@@ -140,7 +184,15 @@ fn job(
             let out = words.next().ok_or("job: OUT_FILE missing")?;
             let drain_s: f64 = number(words.next(), "DRAIN_S")?;
             (
-                run::open_loop(rt.handle(), channel, requests, &offsets, start, drain_s)?,
+                run::open_loop(
+                    rt.handle(),
+                    channel,
+                    requests,
+                    &offsets,
+                    start,
+                    drain_s,
+                    stopped,
+                )?,
                 out,
             )
         }
@@ -204,15 +256,15 @@ fn main() -> ExitCode {
     if say(&mut stdout, "ready").is_err() {
         return ExitCode::from(1);
     }
-    for line in std::io::stdin().lock().lines() {
+    let jobs = Arc::new(Jobs::default());
+    for (number, line) in (1u64..).zip(read_jobs(Arc::clone(&jobs))) {
         let line = match line {
             Ok(l) => l,
-            Err(e) => return fail(format!("cannot read a job: {e}")),
+            Err(e) => return fail(e),
         };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let answer = job(&line, &rt, &channel, &requests).unwrap_or_else(|e| format!("error {e}"));
+        let stopped = || jobs.stop_upto.load(Ordering::SeqCst) >= number;
+        let answer =
+            job(&line, &rt, &channel, &requests, &stopped).unwrap_or_else(|e| format!("error {e}"));
         if say(&mut stdout, &answer).is_err() {
             return ExitCode::from(1); // the parent went away
         }

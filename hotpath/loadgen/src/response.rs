@@ -1,4 +1,4 @@
-//! What the generator reads of an answer: the gRPC status, and two fields of `RankResponse`.
+//! What the generator reads of an answer: the gRPC status, and three fields of `RankResponse`.
 
 use http::HeaderMap;
 use prost::Message;
@@ -10,22 +10,38 @@ pub const DEADLINE_EXCEEDED: i32 = 4;
 pub const INTERNAL: i32 = 13;
 pub const UNAVAILABLE: i32 = 14;
 
-/// The two fields of `edgerank.v1.RankResponse` (proto/edgerank/v1/ranker.proto) the load generator
+/// The fields of `edgerank.v1.RankResponse` (proto/edgerank/v1/ranker.proto) the load generator
 /// reports; prost skips the others. `served_by` is the `ServedBy` enum's number.
 #[derive(Clone, PartialEq, Message)]
 pub struct RankResponseHead {
+    #[prost(bytes = "vec", tag = "2")]
+    pub bundle_version: Vec<u8>,
     #[prost(int32, tag = "4")]
     pub served_by: i32,
     #[prost(double, tag = "8")]
     pub total_ms: f64,
 }
 
-/// The outcome of one call: a status code; for OK, the rung and the node's own pipeline time.
+/// The outcome of one call: a status code; for OK, the rung, the node's own pipeline time and the
+/// bundle version that answered (as its `version_hash`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Outcome {
     pub code: i32,
     pub served_by: i32,
     pub total_ms: f64,
+    pub version: u64,
+}
+
+/// FNV-1a, 64 bits, of a bundle version's bytes: a fixed-size record field that the caller maps back
+/// to the versions it knows (node/loadgen/result.py `version_hash` computes the same). Never 0 for a
+/// version (0 means no answer), so a hash that comes out 0 is moved to 1.
+pub fn version_hash(version: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in version {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
 }
 
 impl Outcome {
@@ -34,6 +50,7 @@ impl Outcome {
             code,
             served_by: 0,
             total_ms: f64::NAN,
+            version: 0,
         }
     }
 }
@@ -79,6 +96,7 @@ pub fn decode(body: &[u8]) -> Result<Outcome, String> {
         code: OK,
         served_by: head.served_by,
         total_ms: head.total_ms,
+        version: version_hash(&head.bundle_version),
     })
 }
 
@@ -99,16 +117,25 @@ mod tests {
     }
 
     #[test]
-    fn reads_rung_and_total_ms_among_other_fields() {
+    fn reads_rung_total_ms_and_version_among_other_fields() {
         let out = decode(&frame(&response_bytes(3, 1.25))).unwrap();
         assert_eq!(
             out,
             Outcome {
                 code: OK,
                 served_by: 3,
-                total_ms: 1.25
+                total_ms: 1.25,
+                version: version_hash(b"v1"),
             }
         );
+    }
+
+    #[test]
+    fn version_hash_is_fnv1a_64_and_never_zero() {
+        // Reference values of FNV-1a 64 (also checked on the Python side, tests/loadgen).
+        assert_eq!(version_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(version_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(version_hash(b"v1"), version_hash(b"v2"));
     }
 
     #[test]

@@ -25,11 +25,13 @@ fn record(intended_s: f64, sent_s: f64, done_s: f64, o: Outcome) -> Record {
         total_ms: o.total_ms,
         code: o.code,
         served_by: o.served_by,
+        version: o.version,
     }
 }
 
 /// Send `requests` (cycled) at `start + offsets[k]` and wait up to `drain_s` after the last send for
-/// every answer. The records are in schedule order.
+/// every answer. `stopped()` is asked before each send: once it says yes the schedule ends there (the
+/// requests sent so far are still awaited). The records are in schedule order.
 pub fn open_loop(
     rt: &Handle,
     channel: &Arc<Channel>,
@@ -37,12 +39,17 @@ pub fn open_loop(
     offsets: &[f64],
     start: f64,
     drain_s: f64,
+    stopped: &dyn Fn() -> bool,
 ) -> Result<Vec<Record>, String> {
-    let n = offsets.len();
     let (tx, rx) = mpsc::channel::<(usize, Record)>();
+    let mut n = 0;
     for (k, offset) in offsets.iter().enumerate() {
         let intended = start + offset;
         clock::sleep_until(intended);
+        if stopped() {
+            break;
+        }
+        n = k + 1;
         let sent = clock::now();
         let (channel, tx) = (Arc::clone(channel), tx.clone());
         let framed = requests[k % requests.len()].clone();

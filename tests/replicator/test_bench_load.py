@@ -1,0 +1,30 @@
+"""When a node began to answer from a version, read from the load's answers (replicator.bench_load)."""
+
+from __future__ import annotations
+
+import math
+
+from replicator.bench_load import Sample, first_served
+
+
+def sample(t: float, version: str, target: str = "a", ok: bool = True) -> Sample:
+    return Sample(t, 1.0, ok, version if ok else "", 1.0 if ok else math.nan, target)
+
+
+def test_the_first_answer_after_the_last_other_one() -> None:
+    samples = [sample(0.0, "v1"), sample(1.0, "v2"), sample(2.0, "v1"), sample(3.0, "v2"), sample(4.0, "v2")]
+    # A process of the node still answered v1 at 2.0: v2 for good from 3.0 on.
+    assert first_served(samples, "a", "v2", 0.0, 10.0) == 3.0
+    # Only the window counts, and only the target's own answers.
+    assert first_served(samples, "a", "v2", 3.5, 10.0) == 4.0
+    assert first_served([*samples, sample(3.5, "v1", "b")], "a", "v2", 0.0, 10.0) == 3.0
+
+
+def test_a_failure_is_not_an_answer_from_the_version() -> None:
+    samples = [sample(1.0, "v2"), sample(2.0, "", ok=False), sample(3.0, "v2")]
+    assert first_served(samples, "a", "v2", 0.0, 10.0) == 3.0
+
+
+def test_none_when_the_last_answer_was_another_version() -> None:
+    assert first_served([sample(1.0, "v2"), sample(2.0, "v1")], "a", "v2", 0.0, 10.0) is None
+    assert first_served([], "a", "v2", 0.0, 10.0) is None
