@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -19,7 +20,7 @@ import pytest
 import hotpath
 from hotpath import reference
 from node.bundle import LoadedBundle
-from node.prefault import mappings
+from node.prefault import mappings, prefault
 from node.server import Node
 from tests.node.conftest import node_settings
 from tests.node.synthetic_bundle import bundle_items, make_bundle
@@ -309,11 +310,16 @@ def test_the_ivf_files_are_mapped_not_copied_and_prefaulted_with_the_bundle(bund
     bundle_dir = copy_bundle(bundle_root, tmp_path)
     bundle = LoadedBundle.load(bundle_dir, lock=True)
     mapped = [path for _, _, path in mappings(bundle_dir)]
+    page = os.sysconf("SC_PAGE_SIZE")
+    resident, whole = {}, {}
     for name in ivf.FILES:
         path = (bundle_dir / name).resolve()
         assert mapped.count(str(path)) == 1, (name, mapped)
-        pages = -(-path.stat().st_size // 4096) * 4  # KiB
-        assert smaps_kib(path, "Rss") == pages, name
+        resident[name] = smaps_kib(path, "Rss")
+        whole[name] = -(-path.stat().st_size // page) * page // 1024
+    if resident != whole and prefault(bundle_dir) == 0:
+        pytest.skip("the kernel cannot prefault (MADV_POPULATE_READ is Linux 5.14+) and the lock failed")
+    assert resident == whole
     assert len(bundle.ivf) == bundle.n_items
 
 
