@@ -7,9 +7,9 @@ The compiled module ``hotpath._native`` is private; import from here::
 Each class is built once per bundle from whole item arrays (copied into owned
 Rust storage; ``AnnIndex`` maps the bundle's usearch index file,
 ``Assembler.open`` its item rows file, which ``write_item_rows`` writes,
-``IvfIndex`` keeps the item embeddings it re-scores with) and then called
-once per request stage over whole arrays. Every call releases the GIL for
-its work.
+``IvfIndex.open`` its five IVF files, and ``IvfIndex`` keeps the item
+embeddings it re-scores with) and then called once per request stage over
+whole arrays. Every call releases the GIL for its work.
 """
 
 from hotpath._native import (
@@ -20,6 +20,7 @@ from hotpath._native import (
     HotpathError,
     ItemRowsError,
     IvfIndex,
+    IvfIndexError,
     LayoutError,
     Reranker,
     ShapeError,
@@ -37,6 +38,7 @@ __all__ = [
     "HotpathError",
     "ItemRowsError",
     "IvfIndex",
+    "IvfIndexError",
     "LayoutError",
     "Reranker",
     "ShapeError",

@@ -15,6 +15,7 @@ __all__ = [
     "HotpathError",
     "ItemRowsError",
     "IvfIndex",
+    "IvfIndexError",
     "LayoutError",
     "Reranker",
     "ShapeError",
@@ -43,6 +44,9 @@ class AnnIndexError(HotpathError, OSError):
 
 class ItemRowsError(HotpathError, OSError):
     """An item rows file cannot be written or mapped, or is not the packed table expected (the message says why)."""
+
+class IvfIndexError(HotpathError, OSError):
+    """An IVF index file cannot be mapped, or is not the table expected (the message names it and says why)."""
 
 @final
 class AnnIndex:
@@ -174,6 +178,17 @@ class IvfIndex:
         row of ``vectors`` exactly once, ``codes`` [n, D] in ``items`` order, ``scale`` [D]); ``vectors``
         [n, S >= D], whose rows begin with the embeddings (the embeddings, or the packed item rows), is kept,
         not copied, for the exact re-score (do not write to it). ``ShapeError`` names the array that is wrong."""
+    @staticmethod
+    def open(directory: str | PathLike[str], vectors: npt.NDArray[np.float32], ndim: int) -> IvfIndex:
+        """Map a bundle's IVF files read-only, with no copy: ``ivf_centroids.npy``, ``ivf_offsets.npy``,
+        ``ivf_items.npy``, ``ivf_codes.npy`` and ``ivf_scale.npy`` of ``directory`` (``trainer.ivf.FILES``).
+
+        Checks, with the GIL released, what the constructor checks of its arrays, for ``ndim`` dimensions and
+        the rows of ``vectors`` (kept as the constructor keeps it): each file's ``.npy`` header (format 1.0,
+        the dtype, C order), its shape and length, the offsets, the scales, every item in exactly one list;
+        raises ``IvfIndexError`` naming the file and the reason (``ShapeError`` or ``LayoutError`` for
+        ``vectors``).
+        """
     def search(
         self, vector: npt.NDArray[np.float32], k: int, *, nprobe: int, rescore: int
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]:

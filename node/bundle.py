@@ -13,7 +13,8 @@ would wait for it. The arrays are memory-mapped (read-only, shared with the
 page cache and with every other version and process that maps them; the hot
 path's packed item table too: :meth:`hotpath.Assembler.open` maps
 ``item_rows.npy`` instead of copying the item arrays into each process, and
-the item embeddings, dense features and genres are views of it), the id
+the item embeddings, dense features and genres are views of it; and the IVF
+index: :meth:`hotpath.IvfIndex.open` maps its ``ivf_*.npy`` files), the id
 lookups are binary searches through the ids' sorted order (:class:`IdIndex`:
 the order the trainer stored, checked by vectorised comparisons, which run
 without the GIL, instead of a million-entry dict built with it or a sort at
@@ -330,15 +331,6 @@ class LoadedBundle:
         user_last_ts = npy("user_last_ts.npy", np.float64, (u,))
         indptr = npy("user_seen_indptr.npy", np.int64, (u + 1,))
         seen = npy("user_seen_items.npy", np.uint32, (None,))
-        # The IVF lists must be of these embeddings: the same dimension, every item once (IvfIndex checks).
-        centroids = npy("ivf_centroids.npy", np.float32, (None, dim))
-        ivf_tables = (
-            centroids,
-            npy("ivf_offsets.npy", np.uint32, (len(centroids) + 1,)),
-            npy("ivf_items.npy", np.uint32, (n,)),
-            npy("ivf_codes.npy", np.int8, (n, dim)),
-            npy("ivf_scale.npy", np.float32, (dim,)),
-        )
         counts = manifest.get("counts") or {}
         for key, actual in (("items", n), ("users", u)):
             if key in counts and int(counts[key]) != actual:
@@ -393,12 +385,14 @@ class LoadedBundle:
         # pages as the assembler's).
         items = item_columns(mapped("item_rows.npy"), dim, g, feature_defs.item_dim(g))
         step("tables")
-        # Checked (every item in one list) and copied off the GIL; the re-score reads the embeddings from the
-        # mapped item rows (their first `dim` floats).
+        # The ivf_*.npy files mapped by the Rust core and checked off the GIL (no copy: page cache shared with
+        # every process and version, locked with the rest below): the lists must be of these embeddings, of
+        # their dimension and every item once. The re-score reads the embeddings from the mapped item rows
+        # (their first `dim` floats).
         try:
-            ivf = _low_priority(lambda: hotpath.IvfIndex(*ivf_tables, items.rows))
-        except hotpath.ShapeError as e:
-            raise fail(f"the IVF files do not fit the item embeddings: {e}") from e
+            ivf = _low_priority(lambda: hotpath.IvfIndex.open(bundle_dir, items.rows, dim))
+        except hotpath.IvfIndexError as e:
+            raise BundleError(f"cannot map the IVF index: {e}") from e
         step("ivf")
         # The mapped files' pages faulted in now, not by the first requests on this version.
         _low_priority(lambda: prefault(bundle_dir, lock))

@@ -12,7 +12,9 @@ a fraction of the graph search (BENCHMARKS.md, "IVF").
 Bundle files (:data:`FILES`): ``ivf_centroids.npy`` f32 [nlist, D],
 ``ivf_offsets.npy`` u32 [nlist + 1], ``ivf_items.npy`` u32 [n_items] (item
 rows, list after list), ``ivf_codes.npy`` i8 [n_items, D] (in that order),
-``ivf_scale.npy`` f32 [D].
+``ivf_scale.npy`` f32 [D]. A node maps them read-only
+(:meth:`hotpath.IvfIndex.open`, which reads these names); :meth:`Ivf.index`
+copies the arrays.
 """
 
 from __future__ import annotations

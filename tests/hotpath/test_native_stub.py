@@ -34,7 +34,7 @@ def test_module_names_match() -> None:
     assert set(hotpath.__all__) == stubbed
 
 
-@pytest.mark.parametrize("name", ["Assembler", "Blender", "Reranker"])
+@pytest.mark.parametrize("name", ["Assembler", "Blender", "IvfIndex", "Reranker"])
 def test_class_signatures_match(name: str) -> None:
     runtime = getattr(_native, name)
     defs = {f.name: f for f in CLASSES[name].body if isinstance(f, ast.FunctionDef)}
@@ -52,7 +52,15 @@ def test_class_signatures_match(name: str) -> None:
 
 
 def test_exception_bases_match() -> None:
-    for name in ("HotpathError", "ShapeError", "UnknownItemError", "LayoutError", "AnnIndexError", "ItemRowsError"):
+    for name in (
+        "HotpathError",
+        "ShapeError",
+        "UnknownItemError",
+        "LayoutError",
+        "AnnIndexError",
+        "ItemRowsError",
+        "IvfIndexError",
+    ):
         bases = [b.id for b in CLASSES[name].bases if isinstance(b, ast.Name)]
         assert [b.__name__ for b in getattr(_native, name).__bases__] == bases
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +20,11 @@ import pytest
 import hotpath
 from hotpath import reference
 from node.bundle import LoadedBundle
+from node.prefault import mappings, prefault
 from node.server import Node
 from tests.node.conftest import node_settings
 from tests.node.synthetic_bundle import bundle_items, make_bundle
+from tests.node.test_prefault import smaps_kib
 from trainer import ivf
 from trainer.bundle import BundleError, resolve
 from trainer.ivf import load as load_ivf
@@ -260,20 +265,62 @@ def _twice(items: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(
     ("name", "edit", "message"),
     [
-        ("ivf_codes.npy", lambda a: a[:, :-1].copy(), r"ivf_codes\.npy has shape"),
-        ("ivf_centroids.npy", lambda a: a[:, :-1].copy(), r"ivf_centroids\.npy has shape"),
-        ("ivf_offsets.npy", lambda a: a[:-1].copy(), r"ivf_offsets\.npy has shape"),
-        ("ivf_items.npy", _twice, "the IVF files do not fit the item embeddings: .*twice"),
-        ("ivf_scale.npy", lambda a: a.astype(np.float64), "ivf_scale.npy has dtype float64"),
+        (
+            "ivf_codes.npy",
+            lambda a: a[:, :-1].copy(),
+            r"shape \[2000, 15\], expected \[2000, 16\] \(items, dimensions\)",
+        ),
+        ("ivf_codes.npy", lambda a: a.astype(np.int16), r"dtype is not i8: \{'descr': '<i2'"),
+        ("ivf_codes.npy", np.asfortranarray, "rows are in Fortran order, expected C order"),
+        ("ivf_centroids.npy", lambda a: a[:, :-1].copy(), r"shape \[\d+, 15\], expected \[nlist >= 1, 16\]"),
+        ("ivf_offsets.npy", lambda a: a[:-1].copy(), r"shape \[\d+\], expected \[\d+\] \(one more than the lists\)"),
+        ("ivf_items.npy", _twice, r"items\[1\] = \d+ is in the lists twice, and item \d+ in none"),
+        ("ivf_items.npy", lambda a: a[:-1].copy(), r"shape \[1999\], expected \[2000\] \(every item once\)"),
+        ("ivf_scale.npy", lambda a: a.astype(np.float64), "dtype is not little-endian f32"),
     ],
 )
-def test_ivf_files_that_do_not_fit_the_embeddings_are_refused(
+def test_ivf_files_that_do_not_fit_the_embeddings_are_refused_naming_the_file(
     bundle_root: Path, tmp_path: Path, name: str, edit: Callable[[np.ndarray], np.ndarray], message: str
 ) -> None:
     bundle_dir = copy_bundle(bundle_root, tmp_path)
     rewrite_array(bundle_dir, name, edit(np.load(bundle_dir / name)))
-    with pytest.raises(BundleError, match=message):
+    with pytest.raises(
+        BundleError, match=rf"^cannot map the IVF index: {re.escape(str(bundle_dir / name))}: {message}"
+    ):
         LoadedBundle.load(bundle_dir)
+
+
+def test_a_truncated_ivf_codes_file_is_refused(bundle_root: Path, tmp_path: Path) -> None:
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    data = (bundle_dir / "ivf_codes.npy").read_bytes()
+    rewrite_file(bundle_dir, "ivf_codes.npy", data[:-16])
+    with pytest.raises(BundleError) as e:
+        LoadedBundle.load(bundle_dir)
+    header = len(data) - 2000 * 16  # 2000 items, D = 16
+    assert str(e.value) == (
+        f"cannot map the IVF index: {bundle_dir / 'ivf_codes.npy'}: {len(data) - 16} bytes, expected {len(data)} "
+        f"(2000 rows of 16 i8 values after a {header}-byte header)"
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/maps and smaps are Linux's")
+def test_the_ivf_files_are_mapped_not_copied_and_prefaulted_with_the_bundle(bundle_root: Path, tmp_path: Path) -> None:
+    """The IVF index reads the bundle's files through one map each (the Rust core's; NumPy's are gone), which
+    the load's prefault (node.prefault: every mapping of a file under the bundle directory) makes resident."""
+    bundle_dir = copy_bundle(bundle_root, tmp_path)
+    bundle = LoadedBundle.load(bundle_dir, lock=True)
+    mapped = [path for _, _, path in mappings(bundle_dir)]
+    page = os.sysconf("SC_PAGE_SIZE")
+    resident, whole = {}, {}
+    for name in ivf.FILES:
+        path = (bundle_dir / name).resolve()
+        assert mapped.count(str(path)) == 1, (name, mapped)
+        resident[name] = smaps_kib(path, "Rss")
+        whole[name] = -(-path.stat().st_size // page) * page // 1024
+    if resident != whole and prefault(bundle_dir) == 0:
+        pytest.skip("the kernel cannot prefault (MADV_POPULATE_READ is Linux 5.14+) and the lock failed")
+    assert resident == whole
+    assert len(bundle.ivf) == bundle.n_items
 
 
 def test_the_user_retrieval_is_the_ivf_search_and_round_trips(bundle_root: Path) -> None:

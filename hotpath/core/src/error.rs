@@ -28,6 +28,10 @@ pub enum Error {
     /// table the caller expects (its header, stride, alignment, length, a NaN).
     #[error("{path}: {reason}")]
     ItemRows { path: String, reason: String },
+    /// An IVF index file (`ivf_*.npy`) cannot be mapped, or is not the table
+    /// the caller expects (its header, dtype, shape, length, or its values).
+    #[error("{path}: {reason}")]
+    IvfFile { path: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -10,6 +10,10 @@
 //! the best `k` by exact score (ties by item id). With `nprobe = nlist` and
 //! `rescore` at least the catalog, that is an exact search.
 //!
+//! The tables are the bundle's five `ivf_*.npy` files: [`IvfIndex::open`] maps
+//! them read-only (page cache, shared by every process and version that maps
+//! them), [`IvfIndex::new`] copies arrays (the trainer's, the tests').
+//!
 //! The dot products (`dot16.rs`) run in 16 lanes: with AVX2 when the CPU has
 //! it (checked at run time; the search is compiled for AVX2 then), else a
 //! portable loop, with the same bits. Per-thread buffers keep a search from
@@ -17,12 +21,15 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
 
 use crate::ann::Hits;
 use crate::dot16::dot;
 use crate::error::{check_ids, check_len, Error, Result};
+use crate::npy::{self, Element};
 
-/// The trainer's arrays, borrowed for [`IvfIndex::new`] (which copies them).
+/// The trainer's arrays, borrowed for [`IvfIndex::new`] (which copies them);
+/// in a bundle, the files `ivf_{field}.npy` (see [`IvfIndex::open`]).
 #[derive(Debug, Clone, Copy)]
 pub struct IvfTables<'a> {
     /// f32 `[nlist, ndim]`, row-major.
@@ -37,19 +44,69 @@ pub struct IvfTables<'a> {
     pub scale: &'a [f32],
 }
 
-/// The lists and the codes, owned; the f32 embeddings for the exact re-score
-/// are passed to each search (the bundle's mapped table, not copied): item
-/// `i`'s embedding is the first `ndim` values of row `i` of a table whose rows
-/// are `stride >= ndim` values long (the packed item rows, or the embeddings).
-#[derive(Debug, Clone)]
+/// The lists and the codes (mapped bundle files, or owned copies); the f32
+/// embeddings for the exact re-score are passed to each search (the bundle's
+/// mapped table, not copied): item `i`'s embedding is the first `ndim` values
+/// of row `i` of a table whose rows are `stride >= ndim` values long (the
+/// packed item rows, or the embeddings).
+#[derive(Debug)]
 pub struct IvfIndex {
     ndim: usize,
     nlist: usize,
-    centroids: Vec<f32>,
-    offsets: Vec<u32>,
-    items: Vec<u32>,
-    codes: Vec<i8>,
-    scale: Vec<f32>,
+    len: usize,
+    tables: Storage,
+}
+
+/// The five tables, all copied or all mapped.
+#[derive(Debug)]
+enum Storage {
+    Owned {
+        centroids: Vec<f32>,
+        offsets: Vec<u32>,
+        items: Vec<u32>,
+        codes: Vec<i8>,
+        scale: Vec<f32>,
+    },
+    Mapped {
+        centroids: npy::Array<f32>,
+        offsets: npy::Array<u32>,
+        items: npy::Array<u32>,
+        codes: npy::Array<i8>,
+        scale: npy::Array<f32>,
+    },
+}
+
+impl Storage {
+    fn tables(&self) -> IvfTables<'_> {
+        match self {
+            Self::Owned {
+                centroids,
+                offsets,
+                items,
+                codes,
+                scale,
+            } => IvfTables {
+                centroids,
+                offsets,
+                items,
+                codes,
+                scale,
+            },
+            Self::Mapped {
+                centroids,
+                offsets,
+                items,
+                codes,
+                scale,
+            } => IvfTables {
+                centroids: centroids.values(),
+                offsets: offsets.values(),
+                items: items.values(),
+                codes: codes.values(),
+                scale: scale.values(),
+            },
+        }
+    }
 }
 
 /// A (score, row or id) pair; the best first: score descending, then the
@@ -76,59 +133,59 @@ thread_local! {
 impl IvfIndex {
     /// Checks the tables (shapes, offsets, every item once) and copies them.
     pub fn new(tables: &IvfTables<'_>, ndim: usize) -> Result<Self> {
-        if ndim == 0 {
-            return Err(Error::InvalidValue {
-                what: "ndim",
-                reason: "must be >= 1, got 0".to_owned(),
-            });
-        }
-        let centroids = tables.centroids;
-        if centroids.is_empty() || centroids.len() % ndim != 0 {
-            return Err(Error::InvalidValue {
-                what: "centroids",
-                reason: format!(
-                    "{} values are not one or more rows of {ndim}",
-                    centroids.len()
-                ),
-            });
-        }
-        let nlist = centroids.len() / ndim;
-        let n = tables.items.len();
-        check_len("offsets", nlist + 1, tables.offsets.len())?;
-        check_offsets(tables.offsets, n)?;
-        check_len("codes", n * ndim, tables.codes.len())?;
-        check_len("scale", ndim, tables.scale.len())?;
-        if let Some(d) = tables
-            .scale
-            .iter()
-            .position(|s| !(s.is_finite() && *s >= 0.0))
-        {
-            return Err(Error::InvalidValue {
-                what: "scale",
-                reason: format!(
-                    "scale[{d}] = {} is not a finite value >= 0",
-                    tables.scale[d]
-                ),
-            });
-        }
-        check_ids("items", tables.items, n)?;
-        let mut seen = vec![false; n];
-        for (index, &id) in tables.items.iter().enumerate() {
-            if std::mem::replace(&mut seen[id as usize], true) {
-                return Err(Error::InvalidValue {
-                    what: "items",
-                    reason: format!("items[{index}] = {id} is in the lists twice"),
-                });
-            }
-        }
+        let nlist = check(tables, ndim)?;
         Ok(Self {
             ndim,
             nlist,
-            centroids: centroids.to_vec(),
-            offsets: tables.offsets.to_vec(),
-            items: tables.items.to_vec(),
-            codes: tables.codes.to_vec(),
-            scale: tables.scale.to_vec(),
+            len: tables.items.len(),
+            tables: Storage::Owned {
+                centroids: tables.centroids.to_vec(),
+                offsets: tables.offsets.to_vec(),
+                items: tables.items.to_vec(),
+                codes: tables.codes.to_vec(),
+                scale: tables.scale.to_vec(),
+            },
+        })
+    }
+
+    /// Maps the index files of a bundle directory (`ivf_centroids.npy`,
+    /// `ivf_offsets.npy`, `ivf_items.npy`, `ivf_codes.npy`, `ivf_scale.npy`:
+    /// a field of [`IvfTables`] each) read-only, no copy, and checks them as
+    /// [`IvfIndex::new`] checks its arrays, for `n_items` items (the rows of
+    /// the embeddings it will re-score with) of `ndim` dimensions: each
+    /// file's header (format 1.0, dtype, C order), shape and length, the
+    /// offsets, the scales, and every item in exactly one list. A bad file is
+    /// an [`Error::IvfFile`] that names it and says why.
+    pub fn open(dir: &Path, n_items: usize, ndim: usize) -> Result<Self> {
+        check_ndim(ndim)?;
+        let centroids = map::<f32>(dir, "centroids", |shape| match *shape {
+            [nlist, d] if nlist >= 1 && d == ndim => Ok(()),
+            _ => Err(format!(
+                "shape {shape:?}, expected [nlist >= 1, {ndim}] (lists, dimensions)"
+            )),
+        })?;
+        let nlist = centroids.shape()[0];
+        let offsets = map::<u32>(
+            dir,
+            "offsets",
+            expect(&[nlist + 1], "one more than the lists"),
+        )?;
+        let items = map::<u32>(dir, "items", expect(&[n_items], "every item once"))?;
+        let codes = map::<i8>(dir, "codes", expect(&[n_items, ndim], "items, dimensions"))?;
+        let scale = map::<f32>(dir, "scale", expect(&[ndim], "dimensions"))?;
+        let tables = Storage::Mapped {
+            centroids,
+            offsets,
+            items,
+            codes,
+            scale,
+        };
+        check(&tables.tables(), ndim).map_err(|err| in_file(dir, err))?;
+        Ok(Self {
+            ndim,
+            nlist,
+            len: n_items,
+            tables,
         })
     }
 
@@ -156,7 +213,7 @@ impl IvfIndex {
                 ),
             });
         }
-        check_len("vectors", self.items.len() * stride, vectors.len())?;
+        check_len("vectors", self.len * stride, vectors.len())?;
         if let Some(d) = query.iter().position(|x| !x.is_finite()) {
             return Err(Error::InvalidValue {
                 what: "vector",
@@ -169,7 +226,7 @@ impl IvfIndex {
                 reason: "must be >= 1, got 0".to_owned(),
             });
         }
-        let k = k.min(self.items.len());
+        let k = k.min(self.len);
         if k == 0 {
             return Ok(Hits {
                 items: Vec::new(),
@@ -216,32 +273,39 @@ impl IvfIndex {
         scratch: &mut Scratch,
     ) -> Hits {
         let ndim = self.ndim;
+        let IvfTables {
+            centroids,
+            offsets,
+            items,
+            codes,
+            scale,
+        } = self.tables.tables();
         let Scratch {
             lists,
             hits,
             query: scaled,
         } = scratch;
         lists.clear();
-        for (l, row) in self.centroids.chunks_exact(ndim).enumerate() {
+        for (l, row) in centroids.chunks_exact(ndim).enumerate() {
             lists.push((dot::<AVX2, f32>(query, row), l as u32));
         }
         select_best(lists, depth.nprobe);
         scaled.clear();
-        scaled.extend(query.iter().zip(&self.scale).map(|(q, s)| q * s));
+        scaled.extend(query.iter().zip(scale).map(|(q, s)| q * s));
         hits.clear();
         for &(_, l) in lists.iter() {
             let (start, end) = (
-                self.offsets[l as usize] as usize,
-                self.offsets[l as usize + 1] as usize,
+                offsets[l as usize] as usize,
+                offsets[l as usize + 1] as usize,
             );
-            let codes = &self.codes[start * ndim..end * ndim];
-            for (row, code) in (start..end).zip(codes.chunks_exact(ndim)) {
+            let list = &codes[start * ndim..end * ndim];
+            for (row, code) in (start..end).zip(list.chunks_exact(ndim)) {
                 hits.push((dot::<AVX2, i8>(scaled, code), row as u32));
             }
         }
         select_best(hits, depth.rescore);
         for hit in hits.iter_mut() {
-            let id = self.items[hit.1 as usize];
+            let id = items[hit.1 as usize];
             let start = id as usize * depth.stride;
             let row = &vectors[start..start + ndim];
             *hit = (dot::<AVX2, f32>(query, row), id);
@@ -256,11 +320,11 @@ impl IvfIndex {
 
     /// The number of items (every item is in one list).
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     pub fn ndim(&self) -> usize {
@@ -287,6 +351,128 @@ fn select_best(scored: &mut Vec<Scored>, n: usize) {
         scored.select_nth_unstable_by(n - 1, best_first);
         scored.truncate(n);
     }
+}
+
+/// The file of a table, by its field in [`IvfTables`] (the `what` of its errors).
+fn file(dir: &Path, what: &str) -> PathBuf {
+    dir.join(format!("ivf_{what}.npy"))
+}
+
+/// Maps `ivf_{what}.npy` of `dir` (its data on `T`'s alignment: NumPy's 64 is not needed).
+fn map<T: Element>(
+    dir: &Path,
+    what: &str,
+    check_shape: impl FnOnce(&[usize]) -> std::result::Result<(), String>,
+) -> Result<npy::Array<T>> {
+    let path = file(dir, what);
+    npy::Array::open(&path, std::mem::align_of::<T>(), check_shape).map_err(|reason| {
+        Error::IvfFile {
+            path: path.display().to_string(),
+            reason,
+        }
+    })
+}
+
+/// A shape check: exactly `want`, or a message that says what its dimensions are.
+fn expect<'a>(
+    want: &'a [usize],
+    meaning: &'a str,
+) -> impl FnOnce(&[usize]) -> std::result::Result<(), String> + 'a {
+    move |shape| {
+        if shape == want {
+            Ok(())
+        } else {
+            Err(format!("shape {shape:?}, expected {want:?} ({meaning})"))
+        }
+    }
+}
+
+/// A table check's error as an error of the file that holds the table.
+fn in_file(dir: &Path, err: Error) -> Error {
+    let (what, reason) = match &err {
+        Error::InvalidValue { what, reason } => (*what, reason.clone()),
+        Error::Length {
+            what,
+            expected,
+            got,
+        } => (*what, format!("expected length {expected}, got {got}")),
+        Error::UnknownItem { what, .. } => (*what, err.to_string()),
+        _ => return err,
+    };
+    Error::IvfFile {
+        path: file(dir, what).display().to_string(),
+        reason,
+    }
+}
+
+/// Checks the tables: the shapes (for `ndim`), the offsets, finite scales,
+/// every item exactly once. Returns `nlist`.
+fn check(tables: &IvfTables<'_>, ndim: usize) -> Result<usize> {
+    check_ndim(ndim)?;
+    let centroids = tables.centroids;
+    if centroids.is_empty() || centroids.len() % ndim != 0 {
+        return Err(Error::InvalidValue {
+            what: "centroids",
+            reason: format!(
+                "{} values are not one or more rows of {ndim}",
+                centroids.len()
+            ),
+        });
+    }
+    let nlist = centroids.len() / ndim;
+    let n = tables.items.len();
+    check_len("offsets", nlist + 1, tables.offsets.len())?;
+    check_offsets(tables.offsets, n)?;
+    check_len("codes", n * ndim, tables.codes.len())?;
+    check_len("scale", ndim, tables.scale.len())?;
+    if let Some(d) = tables
+        .scale
+        .iter()
+        .position(|s| !(s.is_finite() && *s >= 0.0))
+    {
+        return Err(Error::InvalidValue {
+            what: "scale",
+            reason: format!(
+                "scale[{d}] = {} is not a finite value >= 0",
+                tables.scale[d]
+            ),
+        });
+    }
+    check_ids("items", tables.items, n)?;
+    let mut seen = vec![false; n];
+    for (index, &id) in tables.items.iter().enumerate() {
+        if std::mem::replace(&mut seen[id as usize], true) {
+            return Err(twice(tables.items, index));
+        }
+    }
+    Ok(nlist)
+}
+
+/// `items[index]` repeats an earlier item (all are below `items.len()`): so one item is in no list.
+#[cold]
+fn twice(items: &[u32], index: usize) -> Error {
+    let mut seen = vec![false; items.len()];
+    for &id in items {
+        seen[id as usize] = true;
+    }
+    let missing = seen.iter().position(|s| !s).unwrap_or(items.len());
+    Error::InvalidValue {
+        what: "items",
+        reason: format!(
+            "items[{index}] = {} is in the lists twice, and item {missing} in none",
+            items[index]
+        ),
+    }
+}
+
+fn check_ndim(ndim: usize) -> Result<()> {
+    if ndim == 0 {
+        return Err(Error::InvalidValue {
+            what: "ndim",
+            reason: "must be >= 1, got 0".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn check_offsets(offsets: &[u32], n: usize) -> Result<()> {

@@ -354,3 +354,262 @@ fn rows_longer_than_the_embedding_are_read_by_their_first_ndim_values() {
         plain
     );
 }
+
+/// A directory of its own under the temp directory, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("edgerank-ivf-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn file(&self, what: &str) -> std::path::PathBuf {
+        self.0.join(format!("ivf_{what}.npy"))
+    }
+
+    /// Writes `values` (little-endian bytes) as `ivf_{what}.npy` of this dtype and shape.
+    fn save<T: Element>(&self, what: &str, shape: &[usize], values: Vec<u8>) {
+        let mut bytes = npy::header::<T>(shape);
+        bytes.extend(values);
+        std::fs::write(self.file(what), bytes).unwrap();
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Best effort: a left-over directory in the temp directory fails no test.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn u32_bytes(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn i8_bytes(values: &[i8]) -> Vec<u8> {
+    values.iter().map(|&x| x as u8).collect()
+}
+
+impl Fixture {
+    /// The tables as a bundle's five files, as NumPy writes them.
+    fn save(&self, name: &str) -> TempDir {
+        let dir = TempDir::new(name);
+        dir.save::<f32>("centroids", &[NLIST, DIM], f32_bytes(&self.centroids));
+        dir.save::<u32>("offsets", &[NLIST + 1], u32_bytes(&self.offsets));
+        dir.save::<u32>("items", &[N], u32_bytes(&self.items));
+        dir.save::<i8>("codes", &[N, DIM], i8_bytes(&self.codes));
+        dir.save::<f32>("scale", &[DIM], f32_bytes(&self.scale));
+        dir
+    }
+}
+
+/// The file and the reason of an `Error::IvfFile`.
+fn file_error(result: Result<IvfIndex>) -> (String, String) {
+    match result {
+        Err(Error::IvfFile { path, reason }) => (path, reason),
+        other => panic!("expected Error::IvfFile, got {other:?}"),
+    }
+}
+
+#[test]
+fn mapped_files_search_as_the_copied_tables_bit_for_bit() {
+    let f = Fixture::new();
+    let dir = f.save("same");
+    let mapped = IvfIndex::open(&dir.0, N, DIM).unwrap();
+    let owned = f.index();
+    assert_eq!(
+        (mapped.len(), mapped.ndim(), mapped.nlist()),
+        (N, DIM, NLIST)
+    );
+    assert!(matches!(mapped.tables, Storage::Mapped { .. }));
+    for salt in 50..60 {
+        let query = values(DIM, salt);
+        for (k, nprobe, rescore) in [(40, NLIST, N), (10, 1, 10), (25, 3, 60), (N, NLIST, 0)] {
+            let a = mapped
+                .search(&query, &f.vectors, DIM, k, nprobe, rescore)
+                .unwrap();
+            let b = owned
+                .search(&query, &f.vectors, DIM, k, nprobe, rescore)
+                .unwrap();
+            assert_eq!(a.items, b.items);
+            let bits = |h: &Hits| h.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b));
+        }
+    }
+}
+
+#[test]
+fn open_names_the_file_and_says_why() {
+    let f = Fixture::new();
+    let dir = f.save("bad");
+    let open = || IvfIndex::open(&dir.0, N, DIM);
+    let path = |what: &str| dir.file(what).display().to_string();
+
+    // A truncated codes file.
+    let bytes = std::fs::read(dir.file("codes")).unwrap();
+    std::fs::write(dir.file("codes"), &bytes[..bytes.len() - 3]).unwrap();
+    assert_eq!(
+        file_error(open()),
+        (
+            path("codes"),
+            format!(
+                "{} bytes, expected {} ({N} rows of {DIM} i8 values after a 128-byte header)",
+                bytes.len() - 3,
+                bytes.len()
+            )
+        )
+    );
+    // The wrong dtype: i16 codes.
+    let wide: Vec<u8> = f
+        .codes
+        .iter()
+        .flat_map(|&c| i16::from(c).to_le_bytes())
+        .collect();
+    let mut header = npy::header::<i8>(&[N, DIM]);
+    let at = header.windows(5).position(|w| w == b"'|i1'").unwrap();
+    header[at..at + 5].copy_from_slice(b"'<i2'");
+    std::fs::write(dir.file("codes"), [header, wide].concat()).unwrap();
+    let (file, reason) = file_error(open());
+    assert_eq!(file, path("codes"));
+    assert!(
+        reason.starts_with("dtype is not i8: {'descr': '<i2'"),
+        "{reason}"
+    );
+    // The wrong shape: a dimension short.
+    dir.save::<i8>("codes", &[N, DIM - 1], vec![0; N * (DIM - 1)]);
+    assert_eq!(
+        file_error(open()),
+        (
+            path("codes"),
+            format!(
+                "shape [{N}, {}], expected [{N}, {DIM}] (items, dimensions)",
+                DIM - 1
+            )
+        )
+    );
+    // Fortran order.
+    let mut header = npy::header::<i8>(&[N, DIM]);
+    let at = header.windows(5).position(|w| w == b"False").unwrap();
+    header[at..at + 5].copy_from_slice(b"True ");
+    std::fs::write(dir.file("codes"), [header, i8_bytes(&f.codes)].concat()).unwrap();
+    assert_eq!(
+        file_error(open()),
+        (
+            path("codes"),
+            "rows are in Fortran order, expected C order".to_owned()
+        )
+    );
+    dir.save::<i8>("codes", &[N, DIM], i8_bytes(&f.codes));
+    assert!(open().is_ok());
+
+    // An item missing from the lists (another one in them twice).
+    let mut items = f.items.clone();
+    let gone = items[8];
+    items[8] = items[7];
+    dir.save::<u32>("items", &[N], u32_bytes(&items));
+    assert_eq!(
+        file_error(open()),
+        (
+            path("items"),
+            format!(
+                "items[8] = {} is in the lists twice, and item {gone} in none",
+                items[7]
+            )
+        )
+    );
+    // An item outside the catalog; fewer entries than items.
+    items[8] = N as u32;
+    dir.save::<u32>("items", &[N], u32_bytes(&items));
+    assert_eq!(
+        file_error(open()),
+        (
+            path("items"),
+            format!("items[8] = {N} is not a known item (n_items = {N})")
+        )
+    );
+    dir.save::<u32>("items", &[N - 1], u32_bytes(&f.items[1..]));
+    assert_eq!(
+        file_error(open()),
+        (
+            path("items"),
+            format!("shape [{}], expected [{N}] (every item once)", N - 1)
+        )
+    );
+    dir.save::<u32>("items", &[N], u32_bytes(&f.items));
+
+    // Offsets that do not end at the items; a NaN scale; centroids of another dimension.
+    let mut offsets = f.offsets.clone();
+    offsets[NLIST] -= 1;
+    dir.save::<u32>("offsets", &[NLIST + 1], u32_bytes(&offsets));
+    assert_eq!(
+        file_error(open()),
+        (
+            path("offsets"),
+            format!("the last offset is {}, expected {N} (the items)", N - 1)
+        )
+    );
+    dir.save::<u32>("offsets", &[NLIST + 1], u32_bytes(&f.offsets));
+    let mut scale = f.scale.clone();
+    scale[2] = f32::NAN;
+    dir.save::<f32>("scale", &[DIM], f32_bytes(&scale));
+    assert_eq!(
+        file_error(open()),
+        (
+            path("scale"),
+            "scale[2] = NaN is not a finite value >= 0".to_owned()
+        )
+    );
+    dir.save::<f32>("scale", &[DIM], f32_bytes(&f.scale));
+    let (file, reason) = file_error(IvfIndex::open(&dir.0, N, DIM + 1));
+    assert_eq!(file, path("centroids"));
+    assert_eq!(
+        reason,
+        format!(
+            "shape [{NLIST}, {DIM}], expected [nlist >= 1, {}] (lists, dimensions)",
+            DIM + 1
+        )
+    );
+
+    // A missing file.
+    std::fs::remove_file(dir.file("scale")).unwrap();
+    let (file, reason) = file_error(open());
+    assert_eq!(file, path("scale"));
+    assert!(reason.contains("No such file"), "{reason}");
+    assert!(matches!(
+        IvfIndex::open(&dir.0, N, 0),
+        Err(Error::InvalidValue { what: "ndim", .. })
+    ));
+}
+
+#[test]
+fn open_accepts_data_on_the_type_alignment_only() {
+    let f = Fixture::new();
+    let dir = f.save("align");
+    // The items' header 4 bytes longer: the data at 132, on u32's alignment but not on NumPy's 64.
+    let pad = |what: &str, by: usize| {
+        let bytes = std::fs::read(dir.file(what)).unwrap();
+        let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let mut out = bytes[..8].to_vec();
+        out.extend_from_slice(&u16::try_from(len + by).unwrap().to_le_bytes());
+        out.extend_from_slice(&bytes[10..10 + len - 1]);
+        out.extend(std::iter::repeat_n(b' ', by));
+        out.extend_from_slice(&bytes[10 + len - 1..]);
+        std::fs::write(dir.file(what), out).unwrap();
+    };
+    pad("items", 4);
+    assert_eq!(IvfIndex::open(&dir.0, N, DIM).unwrap().len(), N);
+    pad("items", 2);
+    assert_eq!(
+        file_error(IvfIndex::open(&dir.0, N, DIM)),
+        (
+            dir.file("items").display().to_string(),
+            "data at byte 134, not on a 4-byte line".to_owned()
+        )
+    );
+}

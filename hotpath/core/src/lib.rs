@@ -9,6 +9,7 @@ mod error;
 mod item_rows;
 mod ivf;
 mod ln1p;
+mod npy;
 mod rerank;
 pub mod rng;
 

@@ -16,6 +16,7 @@ pub struct Exceptions {
     pub layout: Py<PyType>,
     pub ann_index: Py<PyType>,
     pub item_rows: Py<PyType>,
+    pub ivf_index: Py<PyType>,
 }
 
 static EXCEPTIONS: PyOnceLock<Exceptions> = PyOnceLock::new();
@@ -57,6 +58,11 @@ pub fn exceptions(py: Python<'_>) -> PyResult<&'static Exceptions> {
             item_rows: sub(
                 "ItemRowsError",
                 "An item rows file cannot be written or mapped, or is not the packed table expected (the message says why).",
+                py.get_type::<PyOSError>(),
+            )?,
+            ivf_index: sub(
+                "IvfIndexError",
+                "An IVF index file cannot be mapped, or is not the table expected (the message names it and says why).",
                 py.get_type::<PyOSError>(),
             )?,
             hotpath: base,
@@ -112,5 +118,6 @@ pub fn core_error(py: Python<'_>, err: Error) -> PyErr {
         Error::UnknownItem { .. } => raise(py, |e| &e.unknown_item, message),
         Error::Index { .. } => raise(py, |e| &e.ann_index, message),
         Error::ItemRows { .. } => raise(py, |e| &e.item_rows, message),
+        Error::IvfFile { .. } => raise(py, |e| &e.ivf_index, message),
     }
 }

@@ -1,10 +1,12 @@
-//! `IvfIndex`: the trainer's inverted lists and codes, copied into the core
-//! with the GIL released; each search re-scores its best hits with the item
+//! `IvfIndex`: the trainer's inverted lists and codes, mapped from a bundle's
+//! `ivf_*.npy` files (`open`) or copied from arrays (the constructor), with
+//! the GIL released; each search re-scores its best hits with the item
 //! embeddings the index was built with: the first `ndim` columns of a 2-D f32
 //! array (the embeddings, or the bundle's mapped packed item rows), held here
 //! and borrowed read-only per search, never copied.
 
 use std::mem::ManuallyDrop;
+use std::path::PathBuf;
 
 use edgerank_core as core;
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods};
@@ -24,8 +26,9 @@ pub struct IvfIndex {
 }
 
 impl Drop for IvfIndex {
-    /// Freeing the copied codes of a 1M-item catalog (about 70 MB) takes a few
-    /// ms that Python's deallocation would spend with the GIL held.
+    /// Unmapping the codes of a 1M-item catalog (64 MB, locked by the node), or
+    /// freeing a copy of them, takes a few ms that Python's deallocation would
+    /// spend with the GIL held.
     fn drop(&mut self) {
         drop_off_thread(&mut self.inner, "hotpath-ivf-drop");
     }
@@ -83,16 +86,30 @@ impl IvfIndex {
         let inner = run_detached(py, || core::IvfIndex::new(&tables, ndim))?;
         // The views (and their borrows) are dropped only here, after the copy.
         drop((centroids, offsets, items, codes, scale, checked));
-        let vectors = vectors
-            .cast::<PyArray2<f32>>()
-            .map_err(|err| layout_error(py, format!("vectors: {err}")))?
-            .clone()
-            .unbind();
-        Ok(Self {
-            inner: ManuallyDrop::new(inner),
-            vectors,
-            stride,
-        })
+        Self::holding(py, inner, vectors, stride)
+    }
+
+    /// Maps the five `ivf_*.npy` files of `directory` read-only (no copy) and
+    /// checks them, with the GIL released, for the rows of `vectors` (checked
+    /// here, kept, not copied) and `ndim` dimensions.
+    #[staticmethod]
+    fn open(
+        py: Python<'_>,
+        directory: PathBuf,
+        vectors: &Bound<'_, PyAny>,
+        ndim: usize,
+    ) -> PyResult<Self> {
+        let checked = View::<f32>::new(vectors, "vectors", 2)?;
+        let (n, stride) = (checked.shape()[0], checked.shape()[1]);
+        drop(checked);
+        if stride < ndim {
+            return Err(shape_error(
+                py,
+                format!("vectors: rows of {stride} values cannot hold {ndim} dimensions"),
+            ));
+        }
+        let inner = run_detached(py, || core::IvfIndex::open(&directory, n, ndim))?;
+        Self::holding(py, inner, vectors, stride)
     }
 
     /// The best `min(k, len)` items by exact dot product, best first.
@@ -145,5 +162,26 @@ impl IvfIndex {
             self.inner.ndim(),
             self.inner.nlist()
         )
+    }
+}
+
+impl IvfIndex {
+    /// The index over `inner`, holding `vectors` (already checked) for its re-scores.
+    fn holding(
+        py: Python<'_>,
+        inner: core::IvfIndex,
+        vectors: &Bound<'_, PyAny>,
+        stride: usize,
+    ) -> PyResult<Self> {
+        let vectors = vectors
+            .cast::<PyArray2<f32>>()
+            .map_err(|err| layout_error(py, format!("vectors: {err}")))?
+            .clone()
+            .unbind();
+        Ok(Self {
+            inner: ManuallyDrop::new(inner),
+            vectors,
+            stride,
+        })
     }
 }

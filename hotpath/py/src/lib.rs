@@ -30,5 +30,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LayoutError", exc.layout.bind(py))?;
     m.add("AnnIndexError", exc.ann_index.bind(py))?;
     m.add("ItemRowsError", exc.item_rows.bind(py))?;
+    m.add("IvfIndexError", exc.ivf_index.bind(py))?;
     Ok(())
 }
