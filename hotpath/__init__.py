@@ -13,6 +13,7 @@ whole arrays. Every call releases the GIL for its work.
 """
 
 from hotpath._native import (
+    RESIDENCY_PIECE_BYTES,
     AnnIndex,
     AnnIndexError,
     Assembler,
@@ -27,10 +28,13 @@ from hotpath._native import (
     UnknownItemError,
     __version__,
     item_row_layout,
+    prefault_mappings,
+    release_mappings,
     write_item_rows,
 )
 
 __all__ = [
+    "RESIDENCY_PIECE_BYTES",
     "AnnIndex",
     "AnnIndexError",
     "Assembler",
@@ -45,5 +49,7 @@ __all__ = [
     "UnknownItemError",
     "__version__",
     "item_row_layout",
+    "prefault_mappings",
+    "release_mappings",
     "write_item_rows",
 ]

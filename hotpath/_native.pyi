@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "RESIDENCY_PIECE_BYTES",
     "AnnIndex",
     "AnnIndexError",
     "Assembler",
@@ -22,10 +23,13 @@ __all__ = [
     "UnknownItemError",
     "__version__",
     "item_row_layout",
+    "prefault_mappings",
+    "release_mappings",
     "write_item_rows",
 ]
 
 __version__: str
+RESIDENCY_PIECE_BYTES: int
 
 class HotpathError(Exception):
     """Base class of every error raised by the hot path."""
@@ -239,4 +243,21 @@ def write_item_rows(
 
     Checked as by ``Assembler(...)``, written with the GIL released (Python code must not write to the
     arrays until it returns); ``ItemRowsError`` if the file cannot be written.
+    """
+
+def prefault_mappings(
+    directory: str | PathLike[str], lock: bool, piece_bytes: int = ...
+) -> list[tuple[str, int, int, int]]:
+    """Fault in (with ``lock``, lock in memory) every read-only mapping of a file under ``directory``.
+
+    In pieces of ``piece_bytes`` (the mmap lock is held per piece, not per mapping), with the GIL
+    released. Where locking fails the mapping is only faulted in. Returns ``(path, length, lock_errno,
+    errno)`` per mapping, 0 where that step did not fail; ``OSError`` if ``/proc/self/maps`` cannot be read.
+    """
+
+def release_mappings(directory: str | PathLike[str], piece_bytes: int = ...) -> list[tuple[str, int, int, int]]:
+    """Unlock every read-only mapping of a file under ``directory`` and drop its page-table entries.
+
+    In pieces, with the GIL released, so that the ``munmap`` that follows has nothing left to do page by
+    page. The file's pages stay in the page cache. Returns ``(path, length, 0, errno)`` per mapping.
     """

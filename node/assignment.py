@@ -124,7 +124,8 @@ class AssignmentWatcher:
         self.applied = a
         keep = {a.champion, a.challenger, a.shadow, *a.previous[:KEEP_LOADED_PREVIOUS]}
         for version in [v for v in self.loaded if v not in keep]:
-            del self.loaded[version]  # in-flight requests keep their own reference
+            # In-flight requests keep their own reference; the pages go a piece at a time first.
+            self.loaded.pop(version).release()
         self.report()
         return True
 

@@ -41,7 +41,7 @@ import onnxruntime as ort
 
 import hotpath
 from hotpath.item_rows import item_columns
-from node.prefault import prefault
+from node.prefault import prefault, release
 from replicator import verified
 from trainer import bundle as bundle_format
 from trainer import features as feature_defs
@@ -436,6 +436,12 @@ class LoadedBundle:
             reranker=reranker,
             load_seconds=seconds,
         )
+
+    def release(self) -> None:
+        """Before the last reference to this bundle goes: unlock and unmap its pages a piece at a time, at
+        low priority (:func:`node.prefault.release`), so that the final ``munmap`` of each file is quick.
+        Requests still running on it read on (they fault in what they touch)."""
+        _low_priority(lambda: release(self.path))
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest items to ``vector``: (item indices u32, scores f32 = 1 - distance)."""

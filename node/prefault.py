@@ -4,8 +4,8 @@ A node maps its bundle (the arrays with ``np.load(mmap_mode="r")``, the index wi
 pages are in the page cache (the replicator has just written them), but each first touch of a page by
 this process is still a page fault; a request that walks the HNSW graph of a freshly mapped 1M-item index
 touches thousands of new pages, so the first requests on a new version ran tens of ms late. Linux's
-``MADV_POPULATE_READ`` (5.14+) faults a whole mapping in at once; called through ctypes, it runs with
-the GIL released, in the load's low-priority thread.
+``MADV_POPULATE_READ`` (5.14+) faults a mapping in at once; the Rust core calls it (and ``mlock``) in
+4 MiB pieces with the GIL released, in the load's low-priority thread.
 
 Faulted-in pages of a file mapping are still page cache: under memory pressure (a replicator writing the
 next 1.7 GB version beside the node) the kernel evicts the ones the requests have not touched lately, and
@@ -18,14 +18,14 @@ warning says so.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 from pathlib import Path
 
+import hotpath
+
 log = logging.getLogger(__name__)
 
-MADV_POPULATE_READ = 22  # <sys/mman.h>, Linux 5.14+
 # 1 (most kernels' default) lets memory compaction migrate locked pages; a request that touches a page being
 # moved waits. In `bench replication` runs with 1, 3 of 4 had a stall of 130-146 ms, with 0, none of 5
 # (BENCHMARKS.md, replication, session (8)). A host setting: a container cannot change it.
@@ -49,38 +49,45 @@ def prefault(directory: Path, lock: bool = False) -> int:
     """Fault in (and with ``lock``, lock in memory) every mapping of a file under ``directory``; the bytes
     covered.
 
+    The Rust core walks the mappings in pieces of ``hotpath.RESIDENCY_PIECE_BYTES`` with the GIL released:
+    one ``mlock`` of a whole mapping held the process's mmap lock for up to 36 ms at 1M items (the largest
+    file, 384 MB), and every request thread that mapped or unmapped memory meanwhile waited that long.
+
     Returns 0 without raising where the platform cannot (not Linux, a kernel before 5.14): the pages
     are then faulted in by the first requests, as without this call.
     """
     try:
-        regions = mappings(directory)
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError as e:  # no /proc (not Linux) or no libc to call
+        done = hotpath.prefault_mappings(directory.resolve(), lock)
+    except OSError as e:  # no /proc (not Linux)
         log.warning("cannot prefault %s (its first requests take the page faults): %s", directory, e)
         return 0
-    madvise, mlock = libc.madvise, libc.mlock
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    mlock.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    madvise.restype = mlock.restype = ctypes.c_int
-    covered = 0
-    unlocked: dict[str, str] = {}
-    failed: dict[str, str] = {}
-    for start, length, path in regions:
-        if lock:
-            if mlock(start, length) == 0:
-                covered += length
-                continue
-            unlocked[path] = os.strerror(ctypes.get_errno())
-        if madvise(start, length, MADV_POPULATE_READ) != 0:
-            failed[path] = os.strerror(ctypes.get_errno())
-            continue
-        covered += length
+    unlocked = {path: os.strerror(lock_errno) for path, _, lock_errno, _ in done if lock and lock_errno}
+    failed = {path: os.strerror(errno) for path, _, _, errno in done if errno}
     # One line per load for each, not one per mapping.
-    _warn(unlocked, len(regions), directory, "lock", "they can be evicted under memory pressure")
-    if lock and len(unlocked) < len(regions):
+    _warn(unlocked, len(done), directory, "lock", "they can be evicted under memory pressure")
+    if lock and len(unlocked) < len(done):
         warn_if_compaction_moves_locked_pages()
-    _warn(failed, len(regions), directory, "prefault", "their first requests take the page faults")
-    return covered
+    _warn(failed, len(done), directory, "prefault", "their first requests take the page faults")
+    return sum(length for path, length, _, _ in done if path not in failed)
+
+
+def release(directory: Path) -> int:
+    """Unlock every mapping of a file under ``directory`` and drop its page-table entries, in pieces; the
+    bytes released.
+
+    For a bundle about to be unloaded: its final ``munmap`` then has nothing left to unlock or unmap page
+    by page, and does not hold the mmap lock for tens of ms (27-36 ms for the 1M bundle's largest file in
+    one call). The pages stay in the page cache; a request still running on the bundle faults in what it
+    touches again. Returns 0 where the platform cannot (the ``munmap`` then does it all).
+    """
+    try:
+        done = hotpath.release_mappings(directory.resolve())
+    except OSError as e:  # no /proc (not Linux)
+        log.debug("cannot release %s in pieces: %s", directory, e)
+        return 0
+    failed = {path: os.strerror(errno) for path, _, _, errno in done if errno}
+    _warn(failed, len(done), directory, "release", "their munmap does the work")
+    return sum(length for path, length, _, _ in done if path not in failed)
 
 
 def warn_if_compaction_moves_locked_pages(setting: Path = COMPACT_UNEVICTABLE) -> bool:

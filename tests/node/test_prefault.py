@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hotpath
 from node import prefault as prefault_module
-from node.prefault import mappings, prefault
+from node.prefault import mappings, prefault, release
 
 SIZE = 4 << 20  # bytes of array data
 
@@ -72,15 +74,17 @@ def test_mappings_parses_paths_and_skips_deleted_files(tmp_path: Path) -> None:
 def warnings_for_unmapped_regions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, lock: bool
 ) -> list[str]:
-    """``prefault``'s warnings for two regions the process has not mapped (mlock and madvise fail, ENOMEM)."""
-    fake = [(0x1000, 0x1000, f"{tmp_path}/a.npy"), (0x3000, 0x1000, f"{tmp_path}/b.npy")]
-    monkeypatch.setattr("node.prefault.mappings", lambda directory: fake)
+    """``prefault``'s warnings when the core reports two mappings it could neither lock nor fault in (ENOMEM)."""
+    enomem = errno.ENOMEM
+    fake = [(f"{tmp_path}/a.npy", 0x1000, enomem if lock else 0, enomem), (f"{tmp_path}/b.npy", 0x1000, 0, enomem)]
+    if lock:
+        fake[1] = (fake[1][0], 0x1000, enomem, enomem)
+    monkeypatch.setattr(hotpath, "prefault_mappings", lambda directory, lock: fake)
     with caplog.at_level("WARNING", logger="node.prefault"):
         assert prefault(tmp_path, lock=lock) == 0
     return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="madvise through libc is Linux's here")
 def test_a_mapping_that_cannot_be_prefaulted_is_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -101,7 +105,25 @@ def test_lock_keeps_the_mappings_resident_and_locked(tmp_path: Path) -> None:
     assert float(ours[0]) == 1.0
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="mlock and madvise through libc are Linux's here")
+@pytest.mark.skipif(sys.platform != "linux", reason="mlock and /proc/self/smaps are Linux's")
+def test_release_unlocks_and_drops_the_pages_but_not_the_data(tmp_path: Path) -> None:
+    bundle, other = tmp_path / "bundle", tmp_path / "other"
+    for d in (bundle, other):
+        d.mkdir()
+        np.save(d / "a.npy", np.arange(SIZE // 4, dtype=np.float32))
+    ours = np.load(bundle / "a.npy", mmap_mode="r")
+    theirs = np.load(other / "a.npy", mmap_mode="r")
+    for d in (bundle, other):
+        assert prefault(d, lock=True) >= SIZE
+    assert release(bundle) >= SIZE
+    assert smaps_kib(bundle / "a.npy", "Locked") == 0
+    assert resident_kib(bundle / "a.npy") < SIZE // 1024 // 2
+    # The other directory's mapping is untouched, and the released one still reads its file.
+    assert smaps_kib(other / "a.npy", "Locked") >= SIZE // 1024
+    assert float(ours[-1]) == float(theirs[-1]) == SIZE // 4 - 1
+    assert release(tmp_path / "nothing-mapped") == 0
+
+
 def test_a_mapping_that_cannot_be_locked_is_faulted_in_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,6 +11,7 @@ mod ivf;
 mod ln1p;
 mod npy;
 mod rerank;
+pub mod residency;
 pub mod rng;
 
 pub use ann::{AnnIndex, Hits};
