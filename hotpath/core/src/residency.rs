@@ -71,7 +71,9 @@ pub fn file_mappings(maps: &str, directory: &Path) -> Vec<Mapping> {
 }
 
 fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// `call(address, size)` over the mapping in pieces; the errno of the first failed piece, else 0.

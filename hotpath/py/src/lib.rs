@@ -26,7 +26,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<reranker::Reranker>()?;
     m.add_function(wrap_pyfunction!(residency::prefault_mappings, m)?)?;
     m.add_function(wrap_pyfunction!(residency::release_mappings, m)?)?;
-    m.add("RESIDENCY_PIECE_BYTES", edgerank_core::residency::PIECE_BYTES)?;
+    m.add(
+        "RESIDENCY_PIECE_BYTES",
+        edgerank_core::residency::PIECE_BYTES,
+    )?;
     let exc = errors::exceptions(py)?;
     m.add("HotpathError", exc.hotpath.bind(py))?;
     m.add("ShapeError", exc.shape.bind(py))?;

@@ -33,7 +33,11 @@ pub fn prefault_mappings(
 /// pieces of `piece_bytes`. Raises OSError when this process's mappings cannot be read.
 #[pyfunction]
 #[pyo3(signature = (directory, piece_bytes = residency::PIECE_BYTES))]
-pub fn release_mappings(py: Python<'_>, directory: PathBuf, piece_bytes: usize) -> PyResult<Outcomes> {
+pub fn release_mappings(
+    py: Python<'_>,
+    directory: PathBuf,
+    piece_bytes: usize,
+) -> PyResult<Outcomes> {
     let done = py.detach(move || residency::release(&directory, piece_bytes))?;
     Ok(outcomes(done))
 }
