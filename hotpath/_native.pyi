@@ -22,6 +22,7 @@ __all__ = [
     "ShapeError",
     "UnknownItemError",
     "__version__",
+    "file_mappings",
     "item_row_layout",
     "prefault_mappings",
     "release_mappings",
@@ -243,6 +244,12 @@ def write_item_rows(
 
     Checked as by ``Assembler(...)``, written with the GIL released (Python code must not write to the
     arrays until it returns); ``ItemRowsError`` if the file cannot be written.
+    """
+
+def file_mappings(directory: str | PathLike[str]) -> list[tuple[int, int, str]]:
+    """``(start, length, path)`` of this process's read-only mappings of files under ``directory``.
+
+    ``OSError`` if ``/proc/self/maps`` cannot be read.
     """
 
 def prefault_mappings(

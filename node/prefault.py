@@ -33,16 +33,10 @@ COMPACT_UNEVICTABLE = Path("/proc/sys/vm/compact_unevictable_allowed")
 _compaction_warned: list[bool] = []
 
 
-def mappings(directory: Path, maps: Path = Path("/proc/self/maps")) -> list[tuple[int, int, str]]:
-    """(start, length, path) of this process's mappings of files under ``directory``."""
-    prefix = str(directory.resolve()) + os.sep
-    found = []
-    for line in maps.read_text().splitlines():
-        fields = line.split(maxsplit=5)
-        if len(fields) == 6 and fields[5].startswith(prefix) and not fields[5].endswith(" (deleted)"):
-            low, high = (int(x, 16) for x in fields[0].split("-"))
-            found.append((low, high - low, fields[5]))
-    return found
+def mappings(directory: Path) -> list[tuple[int, int, str]]:
+    """(start, length, path) of this process's read-only mappings of files under ``directory``: what
+    :func:`prefault` and :func:`release` act on."""
+    return hotpath.file_mappings(directory.resolve())
 
 
 def prefault(directory: Path, lock: bool = False) -> int:

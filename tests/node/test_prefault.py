@@ -58,19 +58,6 @@ def test_no_mappings_is_nothing_to_do(tmp_path: Path) -> None:
     assert mappings(tmp_path) == [] and prefault(tmp_path) == 0
 
 
-def test_mappings_parses_paths_and_skips_deleted_files(tmp_path: Path) -> None:
-    maps = tmp_path / "maps"
-    d = tmp_path / "b"
-    d.mkdir()
-    maps.write_text(
-        f"7f0000000000-7f0000002000 r--s 00000000 08:01 12 {d.resolve()}/item_rows.npy\n"
-        f"7f0000002000-7f0000003000 r--p 00000000 08:01 13 {d.resolve()}/old.npy (deleted)\n"
-        f"7f0000003000-7f0000004000 r--p 00000000 08:01 14 {d.resolve()}x/other.npy\n"
-        "7f0000004000-7f0000005000 rw-p 00000000 00:00 0\n"
-    )
-    assert mappings(d, maps) == [(0x7F0000000000, 0x2000, f"{d.resolve()}/item_rows.npy")]
-
-
 def warnings_for_unmapped_regions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, lock: bool
 ) -> list[str]:

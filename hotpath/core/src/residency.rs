@@ -89,7 +89,8 @@ fn in_pieces(m: &Mapping, piece: usize, call: impl Fn(*mut libc::c_void, usize) 
     0
 }
 
-fn this_process_mappings(directory: &Path) -> std::io::Result<Vec<Mapping>> {
+/// This process's read-only mappings of files under `directory` (`/proc/self/maps`).
+pub fn this_process_mappings(directory: &Path) -> std::io::Result<Vec<Mapping>> {
     let dir = directory.canonicalize()?;
     Ok(file_mappings(
         &std::fs::read_to_string("/proc/self/maps")?,

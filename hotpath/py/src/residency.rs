@@ -1,5 +1,5 @@
 //! `prefault_mappings` and `release_mappings`: a bundle's file mappings made resident, or let go,
-//! a piece at a time, with the GIL released for the whole walk.
+//! a piece at a time, with the GIL released for the whole walk; `file_mappings` lists them.
 
 use std::path::PathBuf;
 
@@ -40,4 +40,14 @@ pub fn release_mappings(
 ) -> PyResult<Outcomes> {
     let done = py.detach(move || residency::release(&directory, piece_bytes))?;
     Ok(outcomes(done))
+}
+
+/// (start, length, path) of this process's read-only mappings of files under `directory`. Raises
+/// OSError when this process's mappings cannot be read.
+#[pyfunction]
+pub fn file_mappings(directory: PathBuf) -> PyResult<Vec<(usize, usize, String)>> {
+    Ok(residency::this_process_mappings(&directory)?
+        .into_iter()
+        .map(|m| (m.start, m.len, m.path))
+        .collect())
 }
