@@ -44,7 +44,7 @@ def prefault(directory: Path, lock: bool = False) -> int:
     covered.
 
     The Rust core walks the mappings in pieces of ``hotpath.RESIDENCY_PIECE_BYTES`` with the GIL released:
-    one ``mlock`` of a whole mapping held the process's mmap lock for up to 36 ms at 1M items (the largest
+    one ``mlock`` per mapping of the 1M bundle held the process's mmap lock for up to 45-59 ms (the largest
     file, 384 MB), and every request thread that mapped or unmapped memory meanwhile waited that long.
 
     Returns 0 without raising where the platform cannot (not Linux, a kernel before 5.14): the pages
@@ -70,8 +70,8 @@ def release(directory: Path) -> int:
     bytes released.
 
     For a bundle about to be unloaded: its final ``munmap`` then has nothing left to unlock or unmap page
-    by page, and does not hold the mmap lock for tens of ms (27-36 ms for the 1M bundle's largest file in
-    one call). The pages stay in the page cache; a request still running on the bundle faults in what it
+    by page, and does not hold the mmap lock for tens of ms (34-37 ms for the 1M bundle's files, one call
+    per mapping). The pages stay in the page cache; a request still running on the bundle faults in what it
     touches again. Returns 0 where the platform cannot (the ``munmap`` then does it all).
     """
     try:

@@ -108,7 +108,10 @@ def _wait_serving(children: Children, version: str, after_wall: float, timeout: 
     pending = set(REGIONS)
     while pending:
         for region in sorted(pending):
-            if _first(_log_events(children.log(f"node-{region}")), after_wall, "serving bundle", version) is not None:
+            text = children.log(f"node-{region}")
+            # Parsed only once the line can be there: this loop shares the cores with the swap it waits for.
+            seen = f"serving bundle {version}" in text
+            if seen and _first(_log_events(text), after_wall, "serving bundle", version) is not None:
                 pending.discard(region)
         if not pending:
             break

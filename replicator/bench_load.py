@@ -10,7 +10,8 @@ each region began to answer from a new one.
 Until session (9) this was a Python thread in the bench's process: gRPC futures and their callbacks
 shared one GIL with the bench's probing (a Rank to each node every 10 ms while it waited for a swap)
 and its NATS writes. The slowest requests of a swap then spent 1-3 ms in the node's pipeline and
-10-24 ms elsewhere, and the probe added about 75 requests/s per node during the swaps only
+10-24 ms elsewhere, and the probe added up to 100 requests/s per node (one every 10 ms plus its round
+trip) during the swaps only
 (BENCHMARKS.md, replication, session (9)).
 """
 

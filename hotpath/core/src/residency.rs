@@ -1,11 +1,10 @@
 //! Keeping a bundle's file mappings resident, and letting them go, a piece at a time.
 //!
 //! `mlock`, `madvise(MADV_POPULATE_READ)` and the page-table teardown of `munmap` hold the process's
-//! mmap lock for the whole range they are given. At 1M items one call on `item_rows.npy` (384 MB)
-//! held it for 36 ms, and every other thread that mapped or unmapped memory meanwhile (Python's
-//! arenas, malloc's large buffers: the request threads) waited as long; the loading thread runs at
-//! low priority, so on busy cores the hold stretched further. Pieces of [`PIECE_BYTES`] hold it for
-//! about 2 ms each (BENCHMARKS.md, replication, session (9)).
+//! mmap lock for the whole range they are given. Locking the 1M bundle's files one call per mapping
+//! kept another thread that mapped and unmapped memory (as Python's arenas and malloc's large
+//! buffers do, on the request threads) waiting up to 45-59 ms, and their `munmap` up to 34-37 ms;
+//! in pieces of [`PIECE_BYTES`], 0.8-5 ms and 0.4-2.5 ms (BENCHMARKS.md, replication, session (9)).
 //!
 //! The mappings are found in `/proc/self/maps` by the directory of their files, and only read-only
 //! file mappings are touched: dropping the page-table entries of one (`MADV_DONTNEED`) loses nothing,
