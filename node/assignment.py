@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from node.bundle import LoadedBundle
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 KEEP_LOADED_PREVIOUS = 1  # previous champions kept warm for an instant rollback
+# The node rewrites its report this often even when nothing changed: its time tells `edgerank status` that the
+# node is alive (one older than replicator.cli.status.STALE_S is shown as stale).
+REPORT_S = 5.0
 
 
 def assignment_path(directory: Path) -> Path:
@@ -37,8 +41,16 @@ def assignment_path(directory: Path) -> Path:
 
 
 class AssignmentWatcher:
-    def __init__(self, node: Node, directory: Path, node_id: str | None = None, poll_s: float = POLL_S):
-        self.node, self.directory, self.poll_s = node, Path(directory), poll_s
+    def __init__(
+        self,
+        node: Node,
+        directory: Path,
+        node_id: str | None = None,
+        poll_s: float = POLL_S,
+        report_s: float = REPORT_S,
+    ):
+        self.node, self.directory, self.poll_s, self.report_s = node, Path(directory), poll_s, report_s
+        self._reported_at = float("-inf")
         self.node_id = node_id or f"{os.uname().nodename}-{os.getpid()}"
         self.loaded: dict[str, LoadedBundle] = {}
         self.failed: dict[str, str] = {}
@@ -57,11 +69,14 @@ class AssignmentWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            self.report(health="STOPPED")
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self.check_once()
+                if time.monotonic() - self._reported_at >= self.report_s:
+                    self.report()
             except Exception:  # the thread must survive anything; each failure is logged and counted
                 metrics.SWAP_FAILURES.inc()
                 log.exception("assignment watcher failed; keeping the served bundle")
@@ -129,7 +144,8 @@ class AssignmentWatcher:
         self.report()
         return True
 
-    def report(self) -> None:
+    def report(self, health: str | None = None) -> None:
+        """Write what this node serves to ``<dir>/nodes/<node_id>.json`` (the replicator copies it to the hub)."""
         routing = self.node.holder.routing
         body = {
             "node_id": self.node_id,
@@ -139,10 +155,11 @@ class AssignmentWatcher:
             "challenger": routing.challenger.version if routing and routing.challenger else None,
             "percent": routing.percent if routing else 0.0,
             "shadow": routing.shadow.version if routing and routing.shadow else None,
-            "health": "SERVING" if routing else "NOT_SERVING",
+            "health": health or ("SERVING" if routing else "NOT_SERVING"),
             "refused": dict(self.failed),
             "ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         nodes = self.directory / names.NODES_DIR
         nodes.mkdir(exist_ok=True)
         write_atomic(nodes / f"{self.node_id}.json", json.dumps(body, sort_keys=True).encode())
+        self._reported_at = time.monotonic()

@@ -135,7 +135,7 @@ def _hub(cluster: Cluster, fn: Any) -> Any:
 def _write_all(cluster: Cluster, op: Any) -> None:
     async def go(js: Any) -> None:
         for region in REGIONS:
-            await promotions.update(js, names.PROMOTIONS_BUCKET, region, op)
+            await promotions.update(js, names.PROMOTIONS_BUCKET, region, op, domain="hub")
 
     _hub(cluster, go)
 
@@ -178,14 +178,29 @@ def _breakdown(children: Children, version: str, written_at: float) -> dict[str,
     return out
 
 
-def _wait_installed(regions: Path, version: str, timeout: float) -> float:
-    """Until every region's directory holds ``version`` (installed by its replicator); the time then."""
+def _wait_installed(children: Children, regions: Path, version: str, timeout: float) -> float:
+    """Until every region's directory holds ``version`` (installed by its replicator); the time then. On a
+    timeout, the error names the regions without it and the last problem their replicators logged."""
     deadline = time.monotonic() + timeout
     while not all((regions / r / version / MANIFEST).is_file() for r in REGIONS):
         if time.monotonic() > deadline:
-            raise ReplicatorError(f"{version} was not prefetched in every region within {timeout:.0f} s")
+            missing = [r for r in REGIONS if not (regions / r / version / MANIFEST).is_file()]
+            why = "; ".join(f"{r}: {_last_problem(children.log(f'replicate-{r}'))}" for r in missing)
+            raise ReplicatorError(f"{version} was not prefetched within {timeout:.0f} s ({why})")
         time.sleep(0.05)
     return time.monotonic()
+
+
+def _last_problem(log_text: str) -> str:
+    """The last warning or error of a JSON log, else that it logged none."""
+    for line in reversed(log_text.splitlines()):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("level") in ("warning", "error", "critical"):
+            return str(doc.get("msg", ""))
+    return "no warning or error logged"
 
 
 def _users(bundle_dir: Path, n: int = 200) -> list[str]:
@@ -218,7 +233,7 @@ def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: P
     publish_s = time.monotonic() - t
     prefetched_s = None
     if bench.prefetch:  # the regions download it now; the promotion waits for what is left of that
-        prefetched_s = _wait_installed(work / "regions", v.name, bench.timeout_s) - (t + publish_s)
+        prefetched_s = _wait_installed(children, work / "regions", v.name, bench.timeout_s) - (t + publish_s)
     time.sleep(1.0)  # publishing and prefetching are not part of either window
     written_wall, t0 = time.time(), time.monotonic()
     _write_all(cluster, lambda a: assign.promote(a, v.name))

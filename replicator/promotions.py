@@ -24,6 +24,7 @@ from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from replicator import names
 from replicator.assignment import Assignment, check_region, check_version
 from replicator.assignment import effective as assign_effective
+from replicator.domain_kv import key_value
 from replicator.errors import PromotionError, TransferError
 from replicator.nats_io import object_info
 
@@ -49,10 +50,12 @@ async def update(
     bucket: str,
     region: str,
     op: Callable[[Assignment], Assignment],
+    domain: str | None = None,
 ) -> Assignment:
-    """Apply ``op`` to ``region``'s state with compare-and-swap; returns the stored state."""
+    """Apply ``op`` to ``region``'s state with compare-and-swap; returns the stored state. ``domain``: the
+    JetStream domain ``js`` was made for, if any (the writes then land from a leaf too: :mod:`replicator.domain_kv`)."""
     check_region(region)
-    kv = await js.key_value(bucket)
+    kv = await key_value(js, bucket, domain)
     wanted: Assignment | None = None
     for _ in range(CAS_TRIES):
         try:

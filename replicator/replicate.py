@@ -34,6 +34,7 @@ from nats.js import JetStreamContext, api
 
 from replicator import assignment as assign
 from replicator import metrics, names, promotions, signing
+from replicator.domain_kv import key_value
 from replicator.errors import ReplicatorError, TransferError, VerificationError
 from replicator.fetch import DiskFull, fetch_version
 from replicator.mirrors import ensure_mirrors
@@ -283,7 +284,7 @@ class Replicator:
         if not reports:
             return
         try:
-            kv = await hub_js.key_value(names.NODES_BUCKET)
+            kv = await key_value(hub_js, names.NODES_BUCKET, self.config.hub_domain if self.mirrored else None)
             for node_id, report in reports.items():
                 body = json.dumps(report, sort_keys=True)
                 if self._reported.get(node_id) != body:

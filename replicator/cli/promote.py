@@ -62,7 +62,7 @@ def run(command: str, args: argparse.Namespace) -> int:
                 return await promotions.local_override(nc.jetstream(timeout=5.0), region, op)
             if getattr(args, "version", None):
                 await promotions.require_published(js, args.version)
-            return await promotions.update(js, names.PROMOTIONS_BUCKET, region, op)
+            return await promotions.update(js, names.PROMOTIONS_BUCKET, region, op, domain=s.hub_domain or None)
         finally:
             await nc.close()
 

@@ -71,13 +71,16 @@ def publish_bundle(url: str, path: Path, key: Path, **gate_kw: Any) -> PublishRe
 
 
 def promote(url: str, region: str, version: str) -> assign.Assignment:
-    return hub_call(
-        url, lambda js: promotions.update(js, names.PROMOTIONS_BUCKET, region, lambda a: assign.promote(a, version))
-    )
+    return update(url, region, lambda a: assign.promote(a, version))
 
 
 def rollback(url: str, region: str) -> assign.Assignment:
-    return hub_call(url, lambda js: promotions.update(js, names.PROMOTIONS_BUCKET, region, assign.rollback))
+    return update(url, region, assign.rollback)
+
+
+def update(url: str, region: str, op: Callable[[assign.Assignment], assign.Assignment]) -> assign.Assignment:
+    """A compare-and-swap write of ``region``'s promotion state, as the operator commands do."""
+    return hub_call(url, lambda js: promotions.update(js, names.PROMOTIONS_BUCKET, region, op, domain="hub"))
 
 
 class ReplicatorThread:

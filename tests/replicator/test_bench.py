@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from replicator.bench import ReplicationBench, run
+from replicator.bench import ReplicationBench, _last_problem, run
 from replicator.errors import ReplicatorError
 from tests.replicator.harness import release
 
@@ -40,3 +41,14 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
 def test_zero_swaps_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReplicatorError, match="swaps must be at least 1, got 0"):
         run(ReplicationBench(tmp_path, "none", swaps=0))
+
+
+def test_a_prefetch_timeout_names_the_replicators_last_problem() -> None:
+    lines = [
+        {"level": "info", "msg": "region eu-west: prefetching v3"},
+        {"level": "warning", "msg": "region eu-west: prefetch failed: TransferError: no space left on device"},
+        {"level": "info", "msg": "region eu-west: assigned champion v2"},
+    ]
+    text = "\n".join([*(json.dumps(x) for x in lines), "a progress bar, not JSON", "[1, 2]"])
+    assert _last_problem(text) == "region eu-west: prefetch failed: TransferError: no space left on device"
+    assert _last_problem(json.dumps(lines[0])) == "no warning or error logged"

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from node.cli import main
 from replicator import verified
 from replicator.replicate import ReplicatorConfig
 from tests.replicator.cluster import Cluster, url
@@ -23,7 +29,7 @@ USERS = [f"u{k:03d}" for k in range(0, 300, 3)] + ["new-user"]
 
 
 def test_publish_promote_rollback_under_traffic(
-    cluster: Cluster, keys: tuple[Path, Path], v1: Path, v2: Path, tmp_path: Path
+    cluster: Cluster, keys: tuple[Path, Path], v1: Path, v2: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = url(cluster.hub)
     a = publish_bundle(hub, v1, keys[0]).version
@@ -60,6 +66,26 @@ def test_publish_promote_rollback_under_traffic(
             wait_for(lambda: serving(eu) == b, what="eu-west serving v2")
             wait_for(lambda: traffic["eu-west"].versions.get(b, 0) > 20, what="eu-west responses from v2")
             assert serving(us) == a
+            # `edgerank status` tells the truth while the regions diverge: each region's champion, and what its
+            # node serves (the node's report, copied by its replicator through the region's leaf to the hub).
+            want = {"eu-west": (b, [("node-eu-west", b, "SERVING")]), "us-east": (a, [("node-us-east", a, "SERVING")])}
+            seen: list[Any] = []
+
+            def status_shows_divergence() -> bool:
+                time.sleep(0.25)
+                assert main(["status", "--json", "--nats-url", hub]) == 0
+                s = json.loads(capsys.readouterr().out)
+                seen[:] = [{r: (s[r]["champion"], [(n["node_id"], n["serving"], n["health"]) for n in s[r]["nodes"]])
+                            for r in s}]  # fmt: skip
+                return seen[0] == want
+
+            try:
+                wait_for(status_shows_divergence, timeout=20, what="edgerank status: eu-west on v2, us-east on v1")
+            except AssertionError as e:
+                raise AssertionError(f"{e}; last seen {seen}") from None
+            assert main(["status", "--nats-url", hub]) == 0
+            table = capsys.readouterr().out.splitlines()
+            assert any(line.split()[:2] == ["eu-west", b] and "SERVING" in line.split() for line in table), table
 
             rollback(hub, "eu-west")
             wait_for(lambda: serving(eu) == a, what="eu-west rolled back to v1")
