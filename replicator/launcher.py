@@ -10,13 +10,11 @@ promotes it in both regions, then starts ``edgerank replicate`` and
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from replicator import topology
@@ -32,10 +30,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--bundle-dir", type=Path, default=Path("bundles"), help="bundle root to publish")
     parser.add_argument("--nats-server", default=None, help="nats-server binary (default: the one beside Python)")
     parser.set_defaults(func=run)
-
-
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through run()'s finally, which stops the children
 
 
 def _serving(port: int, version: str) -> bool:
@@ -62,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     nats_server = args.nats_server or str(find_nats_server())
     work = Path(tempfile.mkdtemp(prefix="edgerank-up-"))
     children = Children(work)
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
+    try:  # SIGTERM unwinds through the finally as Ctrl-C does (node.cli.sigterm_interrupts)
         children.spawn("hub", [nats_server, "-c", str(topology.CONF_DIR / "hub.conf")])
         wait_port(topology.HUB.client, children=children)
         for r in topology.REGIONS:
@@ -102,5 +95,4 @@ def run(args: argparse.Namespace) -> int:
         raise ReplicatorError(f"{', '.join(children.exited())} exited; see the logs in {work}")
     finally:
         children.stop()
-        signal.signal(signal.SIGTERM, previous)
         print("edgerank: up: stopped", file=sys.stderr, flush=True)

@@ -8,8 +8,12 @@ returning an exit code.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from node.cli import bench, demo, features, query, serve, synth
 from node.errors import EdgerankError
@@ -68,10 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM acts as Ctrl-C while a command runs: a KeyboardInterrupt in the main thread unwinds through the
+    command's cleanup (the servers, nodes and load generators a bench or ``up`` started, its temporary
+    directories), and the exit code is 130. Without it, SIGTERM's default action ended the process on the
+    spot and left its children running. Commands that serve install their own graceful stop over it."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with sigterm_interrupts():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except EXPECTED_ERRORS as e:
