@@ -57,54 +57,41 @@ pub struct IvfIndex {
     tables: Storage,
 }
 
+/// One of the five tables: copied ([`IvfIndex::new`]) or mapped
+/// ([`IvfIndex::open`]).
+#[derive(Debug)]
+enum Table<T: Element> {
+    Owned(Vec<T>),
+    Mapped(npy::Array<T>),
+}
+
+impl<T: Element> Table<T> {
+    fn values(&self) -> &[T] {
+        match self {
+            Self::Owned(v) => v,
+            Self::Mapped(a) => a.values(),
+        }
+    }
+}
+
 /// The five tables, all copied or all mapped.
 #[derive(Debug)]
-enum Storage {
-    Owned {
-        centroids: Vec<f32>,
-        offsets: Vec<u32>,
-        items: Vec<u32>,
-        codes: Vec<i8>,
-        scale: Vec<f32>,
-    },
-    Mapped {
-        centroids: npy::Array<f32>,
-        offsets: npy::Array<u32>,
-        items: npy::Array<u32>,
-        codes: npy::Array<i8>,
-        scale: npy::Array<f32>,
-    },
+struct Storage {
+    centroids: Table<f32>,
+    offsets: Table<u32>,
+    items: Table<u32>,
+    codes: Table<i8>,
+    scale: Table<f32>,
 }
 
 impl Storage {
     fn tables(&self) -> IvfTables<'_> {
-        match self {
-            Self::Owned {
-                centroids,
-                offsets,
-                items,
-                codes,
-                scale,
-            } => IvfTables {
-                centroids,
-                offsets,
-                items,
-                codes,
-                scale,
-            },
-            Self::Mapped {
-                centroids,
-                offsets,
-                items,
-                codes,
-                scale,
-            } => IvfTables {
-                centroids: centroids.values(),
-                offsets: offsets.values(),
-                items: items.values(),
-                codes: codes.values(),
-                scale: scale.values(),
-            },
+        IvfTables {
+            centroids: self.centroids.values(),
+            offsets: self.offsets.values(),
+            items: self.items.values(),
+            codes: self.codes.values(),
+            scale: self.scale.values(),
         }
     }
 }
@@ -138,12 +125,12 @@ impl IvfIndex {
             ndim,
             nlist,
             len: tables.items.len(),
-            tables: Storage::Owned {
-                centroids: tables.centroids.to_vec(),
-                offsets: tables.offsets.to_vec(),
-                items: tables.items.to_vec(),
-                codes: tables.codes.to_vec(),
-                scale: tables.scale.to_vec(),
+            tables: Storage {
+                centroids: Table::Owned(tables.centroids.to_vec()),
+                offsets: Table::Owned(tables.offsets.to_vec()),
+                items: Table::Owned(tables.items.to_vec()),
+                codes: Table::Owned(tables.codes.to_vec()),
+                scale: Table::Owned(tables.scale.to_vec()),
             },
         })
     }
@@ -173,12 +160,12 @@ impl IvfIndex {
         let items = map::<u32>(dir, "items", expect(&[n_items], "every item once"))?;
         let codes = map::<i8>(dir, "codes", expect(&[n_items, ndim], "items, dimensions"))?;
         let scale = map::<f32>(dir, "scale", expect(&[ndim], "dimensions"))?;
-        let tables = Storage::Mapped {
-            centroids,
-            offsets,
-            items,
-            codes,
-            scale,
+        let tables = Storage {
+            centroids: Table::Mapped(centroids),
+            offsets: Table::Mapped(offsets),
+            items: Table::Mapped(items),
+            codes: Table::Mapped(codes),
+            scale: Table::Mapped(scale),
         };
         check(&tables.tables(), ndim).map_err(|err| in_file(dir, err))?;
         Ok(Self {

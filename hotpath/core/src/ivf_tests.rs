@@ -427,7 +427,18 @@ fn mapped_files_search_as_the_copied_tables_bit_for_bit() {
         (mapped.len(), mapped.ndim(), mapped.nlist()),
         (N, DIM, NLIST)
     );
-    assert!(matches!(mapped.tables, Storage::Mapped { .. }));
+    let t = &mapped.tables;
+    assert!(matches!(
+        (&t.centroids, &t.offsets, &t.items, &t.codes, &t.scale),
+        (
+            Table::Mapped(_),
+            Table::Mapped(_),
+            Table::Mapped(_),
+            Table::Mapped(_),
+            Table::Mapped(_)
+        )
+    ));
+    assert!(matches!(owned.tables.items, Table::Owned(_)));
     for salt in 50..60 {
         let query = values(DIM, salt);
         for (k, nprobe, rescore) in [(40, NLIST, N), (10, 1, 10), (25, 3, 60), (N, NLIST, 0)] {
