@@ -75,7 +75,8 @@ class AssignmentWatcher:
         while not self._stop.is_set():
             try:
                 self.check_once()
-                if time.monotonic() - self._reported_at >= self.report_s:
+                # Until the replicator has made the region's directory, there is nowhere to report to.
+                if time.monotonic() - self._reported_at >= self.report_s and self.directory.is_dir():
                     self.report()
             except Exception:  # the thread must survive anything; each failure is logged and counted
                 metrics.SWAP_FAILURES.inc()

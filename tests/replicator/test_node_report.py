@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 from node.assignment import AssignmentWatcher
 from node.server import Node
 from node.settings import Settings
-from replicator import names
+from replicator import metrics, names
 from replicator.cli.status import STALE_S, freshness
 from tests.replicator.harness import wait_for
 
@@ -30,6 +31,22 @@ def test_report_is_rewritten_while_the_node_lives_and_says_stopped_at_the_end(tm
         watcher.stop()
         node.stop(grace=0)
     assert json.loads(report.read_text())["health"] == "STOPPED"
+
+
+def test_no_report_until_the_region_directory_exists(tmp_path: Path) -> None:
+    region = tmp_path / "eu-west"  # the replicator makes it; the node may start first
+    node = Node(Settings.load({"bundle_dir": region, "port": 0, "region": "eu-west"}, env={})).start(load=False)
+    failures = metrics.SWAP_FAILURES._value.get()
+    watcher = AssignmentWatcher(node, region, node_id="n1", report_s=0.02).start()
+    try:
+        time.sleep(0.3)
+        assert not region.exists() and metrics.SWAP_FAILURES._value.get() == failures
+        region.mkdir()
+        wait_for((region / names.NODES_DIR / "n1.json").is_file, timeout=10, what="the report once the directory exists")
+    finally:
+        watcher.stop()
+        node.stop(grace=0)
+    assert metrics.SWAP_FAILURES._value.get() == failures
 
 
 def test_status_marks_old_or_timeless_reports_stale() -> None:
