@@ -42,7 +42,7 @@ def test_no_report_until_the_region_directory_exists(tmp_path: Path) -> None:
         time.sleep(0.3)
         assert not region.exists() and metrics.SWAP_FAILURES._value.get() == failures
         region.mkdir()
-        wait_for((region / names.NODES_DIR / "n1.json").is_file, timeout=10, what="the report once the directory exists")
+        wait_for((region / names.NODES_DIR / "n1.json").is_file, timeout=10, what="a report once the directory is")
     finally:
         watcher.stop()
         node.stop(grace=0)
