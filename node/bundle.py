@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # The largest difference allowed between a golden score and the node's score.
 GOLDEN_ATOL = 1e-3
+# Between the golden requests of a warm-up (and the pipeline's, node.pipeline): the GIL and a core free meanwhile.
+WARM_UP_PAUSE_S = 0.001
 _EMPTY_LIST = np.empty(0, np.uint32)
 CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
@@ -489,6 +491,7 @@ class LoadedBundle:
                     f"by up to {worst:.3g} (allowed {GOLDEN_ATOL})"
                 )
             self.search(emb, 10)
+            time.sleep(WARM_UP_PAUSE_S)  # the serving thread's turn (a load runs beside it on shared cores)
         log.info(
             "bundle %s warmed up with %d golden requests",
             self.version,

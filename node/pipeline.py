@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from node.bundle import LoadedBundle, rank_scores
+from node.bundle import WARM_UP_PAUSE_S, LoadedBundle, rank_scores
 from node.bundle_holder import BundleHolder
 from node.deadline import POPULARITY_RESERVE_S, SAFETY, WATCHDOG_SLACK_S, Deadline, Probes, StageCosts, Watchdog
 from node.errors import DeadlineExceeded
@@ -47,6 +47,7 @@ from trainer import features as feature_defs
 from trainer.candidates import SOURCE_NAMES, Quotas, Sources
 
 log = logging.getLogger(__name__)
+
 
 EXPERIMENT_ARM = "champion"
 # The generator's sources (trainer.candidates.SOURCE_NAMES) as wire codes.
@@ -447,3 +448,4 @@ class RankingPipeline:
                     ),
                     bundle,
                 )
+                time.sleep(WARM_UP_PAUSE_S)  # the serving thread's turn: a warm-up is not in a hurry

@@ -37,6 +37,7 @@ from node.gen.edgerank.v1 import (
     ranker_pb2,
     ranker_pb2_grpc,
 )
+from node.gil import short_gil_slices
 from node.interceptor import ErrorInterceptor
 from node.online_store import redis_store_factory
 from node.pipeline import RankingPipeline
@@ -183,14 +184,15 @@ class Node:
 
     def prepare_bundle(self, path: Path) -> LoadedBundle:
         """Load, verify and warm a bundle without serving it (raises BundleError on any failure)."""
-        bundle = LoadedBundle.load(path, nprobe=self.settings.ivf_nprobe, lock=self.settings.lock_bundle)
-        try:
-            bundle.warm_up()
-            self.pipeline.warm_up(bundle)
-        except BundleError:
-            raise
-        except Exception as e:
-            raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
+        with short_gil_slices():  # the serving thread waits at most 0.5 ms for the GIL at a time meanwhile
+            bundle = LoadedBundle.load(path, nprobe=self.settings.ivf_nprobe, lock=self.settings.lock_bundle)
+            try:
+                bundle.warm_up()
+                self.pipeline.warm_up(bundle)
+            except BundleError:
+                raise
+            except Exception as e:
+                raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
         # Every object alive now (the modules, gRPC's, NumPy's and onnxruntime's, this bundle's) lives as
         # long as the process or the bundle: out of the collector's way. A full collection walks every
         # tracked object with the GIL held, 36-47 ms at about 68,000 of them, on whichever request's thread
