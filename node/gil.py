@@ -5,9 +5,9 @@ A node loads and warms a new version in its assignment thread, beside the event-
 it waits up to ``sys.getswitchinterval()`` (5 ms by default) before the holder is asked to let go, and a
 ``Rank`` takes and gives it back several times (around each Rust and onnxruntime call, and for gRPC).
 With 0.5 ms slices, each wait is that much at most; the cost is more frequent switching while both
-threads run Python, for the length of a load. Measured in-process with the pipeline warm-up run back
-to back beside 100 Rank/s: P99.9 12.3 ms with 5 ms slices, 9.6 ms with 0.5 ms (BENCHMARKS,
-replication, session (10)).
+threads run Python, for the length of a load. Measured in-process (MovieLens bundle, one run of
+4 x 3 s each) with the pipeline warm-up run back to back beside 100 Rank/s: P99.9 12.3 ms with 5 ms
+slices, 9.6 ms with 0.5 ms (BENCHMARKS, replication, session (10)).
 """
 
 from __future__ import annotations
