@@ -140,7 +140,8 @@ def _write_all(cluster: Cluster, op: Any) -> None:
     _hub(cluster, go)
 
 
-def _log_events(text: str) -> list[tuple[float, str]]:
+def _log_events(text: str, levels: tuple[str, ...] | None = None) -> list[tuple[float, str]]:
+    """(time, message) of a JSON log's lines, in order; with ``levels``, of those levels only."""
     out = []
     for line in text.splitlines():
         try:
@@ -148,7 +149,8 @@ def _log_events(text: str) -> list[tuple[float, str]]:
             ts = dt.datetime.strptime(doc["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp()
         except (ValueError, KeyError, TypeError):
             continue  # not one of our JSON log lines (a progress bar, a library's print)
-        out.append((ts, str(doc.get("msg", ""))))
+        if levels is None or doc.get("level") in levels:
+            out.append((ts, str(doc.get("msg", ""))))
     return out
 
 
@@ -193,14 +195,8 @@ def _wait_installed(children: Children, regions: Path, version: str, timeout: fl
 
 def _last_problem(log_text: str) -> str:
     """The last warning or error of a JSON log, else that it logged none."""
-    for line in reversed(log_text.splitlines()):
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(doc, dict) and doc.get("level") in ("warning", "error", "critical"):
-            return str(doc.get("msg", ""))
-    return "no warning or error logged"
+    problems = _log_events(log_text, levels=("warning", "error", "critical"))
+    return problems[-1][1] if problems else "no warning or error logged"
 
 
 def _users(bundle_dir: Path, n: int = 200) -> list[str]:

@@ -44,10 +44,15 @@ def test_zero_swaps_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_prefetch_timeout_names_the_replicators_last_problem() -> None:
+    ts = "2026-12-02T05:19:10.399Z"
     lines = [
-        {"level": "info", "msg": "region eu-west: prefetching v3"},
-        {"level": "warning", "msg": "region eu-west: prefetch failed: TransferError: no space left on device"},
-        {"level": "info", "msg": "region eu-west: assigned champion v2"},
+        {"ts": ts, "level": "info", "msg": "region eu-west: prefetching v3"},
+        {
+            "ts": ts,
+            "level": "warning",
+            "msg": "region eu-west: prefetch failed: TransferError: no space left on device",
+        },
+        {"ts": ts, "level": "info", "msg": "region eu-west: assigned champion v2"},
     ]
     text = "\n".join([*(json.dumps(x) for x in lines), "a progress bar, not JSON", "[1, 2]"])
     assert _last_problem(text) == "region eu-west: prefetch failed: TransferError: no space left on device"
