@@ -33,6 +33,7 @@ from node.deadline import POPULARITY_RESERVE_S, SAFETY, WATCHDOG_SLACK_S, Deadli
 from node.errors import DeadlineExceeded
 from node.feature_store import EmbeddedFeatureStore, FeatureStore, FeatureStoreFactory, StaleFeatures
 from node.log_limit import LogLimiter
+from node.recent import RecentQueries
 from node.settings import Settings
 from node.types import (
     FeatureSnapshot,
@@ -141,6 +142,7 @@ class RankingPipeline:
         self._factory = feature_store_factory
         self._stores: dict[int, tuple[LoadedBundle, FeatureStore, FeatureStore]] = {}
         self._stores_lock = threading.Lock()
+        self.recent = RecentQueries(settings.warm_up_queries)
 
     # -- feature stores, one pair (online, batch) per bundle ----------------------
     def prepare(self, bundle: LoadedBundle) -> None:
@@ -170,7 +172,12 @@ class RankingPipeline:
 
     # -- the request path --------------------------------------------------------
     def rank(self, query: RankQuery, bundle: LoadedBundle | None = None) -> RankResult:
-        """Rank for ``query`` from one bundle (the holder's current one by default)."""
+        """Rank for ``query`` from one bundle (the holder's current one by default); the query is kept
+        among the recent ones a new bundle's warm-up replays."""
+        self.recent.note(query)
+        return self._rank(query, bundle)
+
+    def _rank(self, query: RankQuery, bundle: LoadedBundle | None = None) -> RankResult:
         bundle = bundle if bundle is not None else self.holder.snapshot()
         timer = StageTimer()
         budget = query.budget_s if query.budget_s is not None else self.settings.budget_ms / 1000.0
@@ -432,14 +439,15 @@ class RankingPipeline:
 
     # -- warm-up -----------------------------------------------------------------
     def warm_up(self, bundle: LoadedBundle, rounds: int = 3) -> None:
-        """Run the golden users through the whole pipeline on ``bundle`` (not yet served)."""
+        """Run the golden users through the whole pipeline on ``bundle`` (not yet served), then the queries
+        this node served last (``Settings.warm_up_queries``, :mod:`node.recent`)."""
         self.prepare(bundle)
         surface = "home" if "home" in bundle.surfaces else next(iter(bundle.surfaces))
         users = [str(c["user_id"]) for c in bundle.golden[:8]] or [str(u) for u in bundle.user_ids[:3].tolist()]
         users.append("__warm_up_unknown_user__")
         for _ in range(rounds):
             for user in users:
-                self.rank(
+                self._rank(
                     RankQuery(
                         user,
                         surface,
@@ -449,3 +457,16 @@ class RankingPipeline:
                     bundle,
                 )
                 time.sleep(WARM_UP_PAUSE_S)  # the serving thread's turn: a warm-up is not in a hurry
+        started = time.perf_counter()
+        # A surface the new bundle does not serve would only be refused.
+        replay = [q for q in self.recent.replay() if q.surface in bundle.surfaces]
+        for query in replay:
+            self._rank(query, bundle)
+            time.sleep(WARM_UP_PAUSE_S)
+        if replay:
+            log.info(
+                "bundle %s warmed up with %d recently served queries in %.2f s",
+                bundle.version,
+                len(replay),
+                time.perf_counter() - started,
+            )

@@ -63,6 +63,9 @@ class Settings:
     # RLIMIT_MEMLOCK, else they are only faulted in, with a warning): page-cache pressure from the
     # replicator's downloads then cannot evict them from under the requests (node/prefault.py).
     lock_bundle: bool = True
+    # Recently served queries (one per user and surface) a new bundle answers before it serves, so that
+    # what the next requests touch is warm in the CPU caches (node/recent.py); 0: the golden requests only.
+    warm_up_queries: int = 256
     region: str = "local"
     # Replication (replicator/, which uses nats_url below, nats://127.0.0.1:4222 when
     # empty): the hub's JetStream domain, the public key bundles must be signed
@@ -157,7 +160,7 @@ class Settings:
             "ivf_nprobe",
         ):
             need(getattr(self, name) >= 1, name, "must be at least 1")
-        for name in ("max_exclude_ids", "max_per_genre", "session_k", "keep_versions"):
+        for name in ("max_exclude_ids", "max_per_genre", "session_k", "keep_versions", "warm_up_queries"):
             need(getattr(self, name) >= 0, name, "must not be negative")
         need(self.budget_ms > 0, "budget_ms", "must be positive")
         need(self.grace_s >= 0, "grace_s", "must not be negative")

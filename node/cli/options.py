@@ -33,6 +33,11 @@ NODE_FLAGS = (
         "lock_bundle",
         "lock the served bundles' mapped files in memory, true or false [EDGERANK_LOCK_BUNDLE]",
     ),
+    (
+        "--warm-up-queries",
+        "warm_up_queries",
+        "recently served queries a new bundle answers before it serves, 0 for none [EDGERANK_WARM_UP_QUERIES]",
+    ),
     ("--epsilon", "epsilon", "exploration rate in [0, 1] [EDGERANK_EPSILON]"),
     ("--region", "region", "this node's region [EDGERANK_REGION]"),
     ("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR [EDGERANK_LOG_LEVEL]"),
