@@ -64,6 +64,8 @@ from trainer.bundle import MANIFEST, write_atomic
 log = logging.getLogger(__name__)
 
 PROBE_S = 0.01  # how often the bench reads the nodes' logs while it waits for a swap
+# A new version's first seconds on each node, whose mean pipeline time is set against the steady window's.
+NEW_VERSION_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,23 @@ def _slow(x: Sample, t0: float) -> dict[str, Any]:
             "version": x.version, "target": x.target}  # fmt: skip
 
 
+def _pipeline_mean(samples: list[Sample]) -> float | None:
+    """The nodes' mean pipeline time (ms) over the answered requests of ``samples``."""
+    times = [x.pipeline_ms for x in samples if x.ok and not math.isnan(x.pipeline_ms)]
+    return round(sum(times) / len(times), 3) if times else None
+
+
+def _first_on(load: RegionLoad, version: str, t0: float, t1: float) -> list[Sample]:
+    """Each node's answers from ``version`` over its first ``NEW_VERSION_S`` of serving it (sent in [t0, t1))."""
+    out: list[Sample] = []
+    for target in load.targets:
+        mine = [x for x in load.window(t0, t1) if x.target == target and x.ok and x.version == version]
+        if mine:
+            first = min(x.intended for x in mine)
+            out += [x for x in mine if x.intended < first + NEW_VERSION_S]
+    return out
+
+
 def _ratio(swap: dict[str, Any], steady: dict[str, Any]) -> float | None:
     return round(swap["p999_ms"] / steady["p999_ms"], 2) if steady["p999_ms"] and swap["p999_ms"] else None
 
@@ -275,7 +294,8 @@ def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollb
     per_swap = []
     ends = [s.window[0] for s in swaps[1:]] + [rollback_t0]
     live = [_live_s(load, s.version, s.window[0], end) for s, end in zip(swaps, ends, strict=True)]
-    for s, live_s in zip(swaps, live, strict=True):
+    first_on = [_first_on(load, s.version, s.window[0], end) for s, end in zip(swaps, ends, strict=True)]
+    for s, live_s, new in zip(swaps, live, first_on, strict=True):
         own_steady, own_swap = summary(load.window(*s.steady)), summary(load.window(*s.window))
         slowest = sorted(load.window(*s.window), key=lambda x: -x.latency_ms)[:8]
         steady_slowest = sorted(load.window(*s.steady), key=lambda x: -x.latency_ms)[:4]
@@ -295,6 +315,11 @@ def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollb
                 "swap_slowest": [_slow(x, s.window[0]) for x in slowest],
                 "steady_slowest": [_slow(x, s.steady[0]) for x in steady_slowest],
                 "breakdown_s": s.breakdown,
+                # A new version's first seconds against the steady window: cold caches show here, not in P99.9.
+                "pipeline_ms_mean": {
+                    "steady": _pipeline_mean(load.window(*s.steady)),
+                    "first_on_new": _pipeline_mean(new),
+                },
             }
         )
     return {
@@ -305,6 +330,11 @@ def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollb
         "swap_p999_ratio": _ratio(swap, steady),
         "steady": steady,
         "swap": swap,
+        "pipeline_ms_mean": {
+            "steady": _pipeline_mean(steady_samples),
+            "first_on_new": _pipeline_mean([x for new in first_on for x in new]),
+            "first_on_new_s": NEW_VERSION_S,
+        },
         "per_swap": per_swap,
     }
 

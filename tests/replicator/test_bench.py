@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from replicator.bench import ReplicationBench, _last_problem, run
+from replicator.bench import NEW_VERSION_S, ReplicationBench, _first_on, _last_problem, _pipeline_mean, run
+from replicator.bench_load import Sample
 from replicator.errors import ReplicatorError
 from tests.replicator.harness import release
 
@@ -36,6 +37,8 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
     for s in swaps:
         for region in s["breakdown_s"].values():
             assert region["serving"] is not None, region
+        assert all(m > 0 for m in s["pipeline_ms_mean"].values()), s["pipeline_ms_mean"]
+    assert out["pipeline_ms_mean"]["steady"] > 0 and out["pipeline_ms_mean"]["first_on_new"] > 0
 
 
 def test_zero_swaps_is_refused(tmp_path: Path) -> None:
@@ -57,3 +60,30 @@ def test_a_prefetch_timeout_names_the_replicators_last_problem() -> None:
     text = "\n".join([*(json.dumps(x) for x in lines), "a progress bar, not JSON", "[1, 2]"])
     assert _last_problem(text) == "region eu-west: prefetch failed: TransferError: no space left on device"
     assert _last_problem(json.dumps(lines[0])) == "no warning or error logged"
+
+
+class _Load:
+    def __init__(self, samples: list[Sample]):
+        self.samples, self.targets = samples, sorted({x.target for x in samples})
+
+    def window(self, t0: float, t1: float) -> list[Sample]:
+        return [x for x in self.samples if t0 <= x.intended < t1]
+
+
+def test_a_new_versions_first_seconds_are_counted_from_each_nodes_first_answer() -> None:
+    def at(t: float, version: str, ms: float, target: str, ok: bool = True) -> Sample:
+        return Sample(t, ms + 1.0, ok, version if ok else "", ms if ok else float("nan"), target)
+
+    samples = [
+        at(0.5, "v1", 9.0, "a"),  # the old version: not counted
+        at(1.0, "v2", 3.0, "a"),  # a serves v2 from 1.0
+        at(1.0 + NEW_VERSION_S - 0.01, "v2", 5.0, "a"),
+        at(1.0 + NEW_VERSION_S, "v2", 100.0, "a"),  # past a's first seconds
+        at(2.0, "v2", 7.0, "b", ok=False),  # failed: no pipeline time
+        at(3.0, "v2", 1.0, "b"),  # b serves v2 from 3.0
+        at(3.0 + NEW_VERSION_S + 0.5, "v2", 100.0, "b"),
+    ]
+    first = _first_on(_Load(samples), "v2", 0.0, 100.0)  # type: ignore[arg-type]
+    assert sorted(x.pipeline_ms for x in first) == [1.0, 3.0, 5.0]
+    assert _pipeline_mean(first) == 3.0
+    assert _pipeline_mean([samples[4]]) is None
