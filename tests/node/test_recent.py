@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node.bundle import LoadedBundle
+from node.bundle import BundleError, LoadedBundle
 from node.bundle_holder import BundleHolder
 from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
 from node.pipeline import RankingPipeline
@@ -121,3 +121,20 @@ def test_a_node_warms_a_new_bundle_with_the_users_it_served(
         with caplog.at_level(logging.INFO, logger="node.pipeline"):
             bundle = node.load_bundle(second_bundle)
     assert f"bundle {bundle.version} warmed up with 3 recently served queries" in caplog.text
+
+
+def test_a_replayed_query_that_fails_refuses_the_new_bundle(bundle_root: Path, second_bundle: Path) -> None:
+    with Node(node_settings(bundle_root)).start() as node:
+        node.pipeline.rank(_query("u020"))
+        rank = node.pipeline._rank
+
+        def failing(query: RankQuery, bundle: LoadedBundle | None = None) -> RankResult:
+            if query.user_id == "u020":
+                raise RuntimeError("the new version cannot rank u020")
+            return rank(query, bundle)
+
+        node.pipeline._rank = failing  # type: ignore[method-assign]
+        served = node.holder.snapshot()
+        with pytest.raises(BundleError, match="warm-up failed: RuntimeError: the new version cannot rank u020"):
+            node.load_bundle(second_bundle)
+        assert node.holder.snapshot() is served
