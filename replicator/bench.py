@@ -253,7 +253,12 @@ def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: P
 def _slow(x: Sample, t0: float) -> dict[str, Any]:
     pipeline = None if math.isnan(x.pipeline_ms) else round(x.pipeline_ms, 2)
     return {"at_s": round(x.intended - t0, 3), "ms": round(x.latency_ms, 1), "pipeline_ms": pipeline,
-            "version": x.version, "target": x.target}  # fmt: skip
+            "send_lag_ms": round(x.lag_ms, 1), "version": x.version, "target": x.target}  # fmt: skip
+
+
+def _send_lag_max_ms(samples: list[Sample]) -> float:
+    """The generators' worst send lag in a window: how long the machine itself stalled them."""
+    return round(max((x.lag_ms for x in samples), default=0.0), 1)
 
 
 def _pipeline_mean(samples: list[Sample]) -> float | None:
@@ -313,6 +318,11 @@ def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollb
                 # When the slowest requests of the swap were sent (seconds after the promotion write), their
                 # latency and the node's pipeline time (the rest was spent in gRPC, queues or off the CPU).
                 "swap_slowest": [_slow(x, s.window[0]) for x in slowest],
+                # A window whose tail is a stall of the whole machine says little about the node's swap.
+                "send_lag_max_ms": {
+                    "steady": _send_lag_max_ms(load.window(*s.steady)),
+                    "swap": _send_lag_max_ms(load.window(*s.window)),
+                },
                 "steady_slowest": [_slow(x, s.steady[0]) for x in steady_slowest],
                 "breakdown_s": s.breakdown,
                 # A new version's first seconds against the steady window: cold caches show here, not in P99.9.
@@ -330,6 +340,7 @@ def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollb
         "swap_p999_ratio": _ratio(swap, steady),
         "steady": steady,
         "swap": swap,
+        "send_lag_max_ms": {"steady": _send_lag_max_ms(steady_samples), "swap": _send_lag_max_ms(swap_samples)},
         "pipeline_ms_mean": {
             "steady": _pipeline_mean(steady_samples),
             "first_on_new": _pipeline_mean([x for new in first_on for x in new]),

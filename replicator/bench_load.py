@@ -38,6 +38,9 @@ class Sample:
     version: str  # the bundle version that answered; "" unless ok
     pipeline_ms: float  # the node's own time from the start of its pipeline to the answer; NaN unless ok
     target: str
+    # How late the generator sent it: a stall of the machine (the generator is a process of its own on the same
+    # cores) shows here as well as in the latency; a stall of the node only in the latency.
+    lag_ms: float = 0.0
 
 
 class RegionLoad:
@@ -80,7 +83,8 @@ class RegionLoad:
                 h = int(r["version"])
                 version = names.get(h, f"unknown-{h:016x}") if ok else ""
                 latency_ms, pipeline_ms = float(r["latency_us"]) / 1e3, float(r["total_ms"])
-                self.samples.append(Sample(float(r["intended_s"]), latency_ms, ok, version, pipeline_ms, target))
+                intended, lag_ms = float(r["intended_s"]), float(r["lag_us"]) / 1e3
+                self.samples.append(Sample(intended, latency_ms, ok, version, pipeline_ms, target, lag_ms))
         self.samples.sort(key=lambda s: s.intended)
         self._jobs = []
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from replicator.bench import NEW_VERSION_S, ReplicationBench, _first_on, _last_problem, _pipeline_mean, run
+from replicator.bench import (
+    NEW_VERSION_S,
+    ReplicationBench,
+    _first_on,
+    _last_problem,
+    _pipeline_mean,
+    _send_lag_max_ms,
+    run,
+)
 from replicator.bench_load import Sample
 from replicator.errors import ReplicatorError
 from tests.replicator.harness import release
@@ -38,6 +46,9 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
         for region in s["breakdown_s"].values():
             assert region["serving"] is not None, region
         assert all(m > 0 for m in s["pipeline_ms_mean"].values()), s["pipeline_ms_mean"]
+        for window, lag in s["send_lag_max_ms"].items():
+            assert 0 <= lag <= out["send_lag_max_ms"][window]
+        assert all(x["send_lag_ms"] >= 0 for x in s["swap_slowest"])
     assert out["pipeline_ms_mean"]["steady"] > 0 and out["pipeline_ms_mean"]["first_on_new"] > 0
 
 
@@ -87,3 +98,9 @@ def test_a_new_versions_first_seconds_are_counted_from_each_nodes_first_answer()
     assert sorted(x.pipeline_ms for x in first) == [1.0, 3.0, 5.0]
     assert _pipeline_mean(first) == 3.0
     assert _pipeline_mean([samples[4]]) is None
+
+
+def test_a_windows_send_lag_is_its_generators_worst() -> None:
+    samples = [Sample(float(t), 2.0, True, "v1", 1.0, "a", lag) for t, lag in enumerate([0.01, 41.26, 0.2])]
+    assert _send_lag_max_ms(samples) == 41.3
+    assert _send_lag_max_ms([]) == 0.0
