@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from node.local_servers import free_port
+from node.pressure import PressureLog
 from replicator import assignment as assign
 from replicator import gates, names, promotions, signing
 from replicator.bench_load import RegionLoad, Sample, first_served, summary
@@ -291,7 +292,9 @@ def _live_s(load: RegionLoad, version: str, t0: float, t1: float) -> float:
     return max(x for x in at.values() if x is not None) - t0
 
 
-def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollback_t0: float) -> dict[str, Any]:
+def _report(
+    bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollback_t0: float, pressure: PressureLog
+) -> dict[str, Any]:
     """Pooled steady and swap windows, and each swap's own figures."""
     steady_samples = [x for s in swaps for x in load.window(*s.steady)]
     swap_samples = [x for s in swaps for x in load.window(*s.window)]
@@ -323,6 +326,8 @@ def _report(bench: ReplicationBench, load: RegionLoad, swaps: list[_Swap], rollb
                     "steady": _send_lag_max_ms(load.window(*s.steady)),
                     "swap": _send_lag_max_ms(load.window(*s.window)),
                 },
+                # Tasks of the machine stalled on memory or waiting for a CPU (PSI; None without it).
+                "pressure_stall_ms": {"steady": pressure.stall_ms(*s.steady), "swap": pressure.stall_ms(*s.window)},
                 "steady_slowest": [_slow(x, s.steady[0]) for x in steady_slowest],
                 "breakdown_s": s.breakdown,
                 # A new version's first seconds against the steady window: cold caches show here, not in P99.9.
@@ -360,6 +365,7 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
     children = Children(work / "logs")
     cluster: Cluster | None = None
     load: RegionLoad | None = None
+    pressure: PressureLog | None = None
     try:
         key_path, pub_path = signing.keygen(work / "keys" / "bench.key")
         key = signing.load_private(key_path)
@@ -393,6 +399,7 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
             wait_port(int(target.rsplit(":", 1)[1]), timeout=60, children=children)
         _wait_serving(children, v1.name, 0.0, bench.timeout_s)
 
+        pressure = PressureLog().start()
         load = RegionLoad([targets[r] for r in REGIONS], _users(src), bench.rate).start()
         time.sleep(1.0)  # let the load settle (connections, first calls) before the first steady window
         swaps = [_swap(bench, cluster, children, work, key, v) for v in later]
@@ -405,12 +412,13 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
         end = time.monotonic()
         versions = {v.name for v in (v1, *later)}
         load.stop(versions)
+        pressure.stop()
         rollback_s = _live_s(load, back_to, t1, end)
         return {
             "label": bench.label,
             "bundle_mb": round(bundle_bytes / 1e6, 1),
             "items": int(json.loads((src / MANIFEST).read_text()).get("counts", {}).get("items", 0)),
-            **_report(bench, load, swaps, t1),
+            **_report(bench, load, swaps, t1, pressure),
             "rollback_s": round(rollback_s, 3),
             "rollback_window": summary(load.window(t1, max(rolled_seen, t1 + rollback_s) + 0.5)),
             # Every answer came from one of the bench's versions (a stray version would be a routing bug).
@@ -423,6 +431,8 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
             "workdir": str(work) if not own_workdir else None,
         }
     finally:
+        if pressure is not None:
+            pressure.stop()
         if load is not None:
             load.close()
         children.stop()

@@ -48,6 +48,8 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
         assert all(m > 0 for m in s["pipeline_ms_mean"].values()), s["pipeline_ms_mean"]
         for window, lag in s["send_lag_max_ms"].items():
             assert 0 <= lag <= out["send_lag_max_ms"][window]
+        for stall in s["pressure_stall_ms"].values():
+            assert stall is None or (set(stall) == {"memory", "cpu"} and min(stall.values()) >= 0), stall
         assert all(x["send_lag_ms"] >= 0 for x in s["swap_slowest"])
     assert out["pipeline_ms_mean"]["steady"] > 0 and out["pipeline_ms_mean"]["first_on_new"] > 0
 

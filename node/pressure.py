@@ -1,0 +1,79 @@
+"""How long tasks stalled on memory and on the CPU over a window of a benchmark, from the kernel's
+pressure-stall information (PSI, ``/proc/pressure/*``, Linux 4.20+).
+
+The ``some`` line's ``total`` counts the microseconds during which at least one task of the machine was
+stalled: waiting for memory (reclaim, compaction, a page under migration, a refault) or, for ``cpu``,
+runnable but not running. A window whose tail is a memory stall of the whole machine says more about the
+machine than about the code under test (BENCHMARKS.md, replication, session (11)).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from pathlib import Path
+
+PRESSURE = Path("/proc/pressure")
+RESOURCES = ("memory", "cpu")
+
+
+def read_totals(root: Path = PRESSURE) -> dict[str, float] | None:
+    """Each resource's ``some`` total in ms; None where the kernel keeps no PSI (or not for every resource)."""
+    out: dict[str, float] = {}
+    for resource in RESOURCES:
+        try:
+            text = (root / resource).read_text()
+        except OSError:  # no PSI: not Linux, an old kernel, or psi=0 on the kernel's command line
+            return None
+        for line in text.splitlines():
+            kind, *fields = line.split()
+            if kind == "some":
+                values = dict(f.split("=", 1) for f in fields)
+                out[resource] = int(values["total"]) / 1e3
+    return out if len(out) == len(RESOURCES) else None
+
+
+class PressureLog:
+    """The totals sampled every ``interval_s`` by a thread, for :meth:`stall_ms` over any window between
+    :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, interval_s: float = 0.05, root: Path = PRESSURE):
+        self.interval_s, self.root = interval_s, root
+        self._times: list[float] = []
+        self._totals: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> PressureLog:
+        if read_totals(self.root) is not None:
+            self._sample()
+            self._thread = threading.Thread(target=self._run, name="pressure-log", daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        totals = read_totals(self.root)
+        if totals is not None:
+            self._totals.append(totals)
+            self._times.append(time.monotonic())  # appended last: a reader sees whole samples only
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._sample()
+
+    def stall_ms(self, t0: float, t1: float) -> dict[str, float] | None:
+        """Stall ms per resource from the last sample at or before ``t0`` to the first at or after ``t1``
+        (monotonic times; the window widened by up to one interval each side); None without samples around it."""
+        times = self._times[:]
+        i, j = bisect.bisect_right(times, t0) - 1, bisect.bisect_left(times, t1)
+        if i < 0 or j >= len(times):
+            return None
+        a, b = self._totals[i], self._totals[j]
+        return {r: round(b[r] - a[r], 1) for r in RESOURCES}
