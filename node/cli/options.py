@@ -36,7 +36,7 @@ NODE_FLAGS = (
     (
         "--warm-up-queries",
         "warm_up_queries",
-        "recently served queries a new bundle answers before it serves, 0 for none [EDGERANK_WARM_UP_QUERIES]",
+        "recently served queries a new bundle answers before it serves; 0 (default): none [EDGERANK_WARM_UP_QUERIES]",
     ),
     ("--epsilon", "epsilon", "exploration rate in [0, 1] [EDGERANK_EPSILON]"),
     ("--region", "region", "this node's region [EDGERANK_REGION]"),

@@ -113,7 +113,7 @@ def _golden_users(bundle: LoadedBundle) -> set[str]:
 def test_a_node_warms_a_new_bundle_with_the_users_it_served(
     bundle_root: Path, second_bundle: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with Node(node_settings(bundle_root)).start() as node:
+    with Node(node_settings(bundle_root, warm_up_queries=256)).start() as node:
         with grpc.insecure_channel(node.target) as channel:
             stub = ranker_pb2_grpc.RankerStub(channel)
             for user in ["u010", "u011", "u010", "new-user"]:
@@ -124,7 +124,7 @@ def test_a_node_warms_a_new_bundle_with_the_users_it_served(
 
 
 def test_a_replayed_query_that_fails_refuses_the_new_bundle(bundle_root: Path, second_bundle: Path) -> None:
-    with Node(node_settings(bundle_root)).start() as node:
+    with Node(node_settings(bundle_root, warm_up_queries=8)).start() as node:
         node.pipeline.rank(_query("u020"))
         rank = node.pipeline._rank
 
@@ -138,3 +138,9 @@ def test_a_replayed_query_that_fails_refuses_the_new_bundle(bundle_root: Path, s
         with pytest.raises(BundleError, match="warm-up failed: RuntimeError: the new version cannot rank u020"):
             node.load_bundle(second_bundle)
         assert node.holder.snapshot() is served
+
+
+def test_off_by_default(bundle_root: Path) -> None:
+    pipeline = RankingPipeline(Settings.load(env={}), BundleHolder(LoadedBundle.load(bundle_root)))
+    pipeline.rank(_query("u001"))
+    assert pipeline.recent.replay() == []
