@@ -33,7 +33,7 @@ from node.deadline import POPULARITY_RESERVE_S, SAFETY, WATCHDOG_SLACK_S, Deadli
 from node.errors import DeadlineExceeded
 from node.feature_store import EmbeddedFeatureStore, FeatureStore, FeatureStoreFactory, StaleFeatures
 from node.log_limit import LogLimiter
-from node.recent import RecentQueries
+from node.recent import REPLAY_IDLE, RecentQueries
 from node.settings import Settings
 from node.types import (
     FeatureSnapshot,
@@ -461,8 +461,9 @@ class RankingPipeline:
         # A surface the new bundle does not serve would only be refused.
         replay = [q for q in self.recent.replay() if q.surface in bundle.surfaces]
         for query in replay:
+            t = time.perf_counter()
             self._rank(query, bundle)
-            time.sleep(WARM_UP_PAUSE_S)
+            time.sleep(max(WARM_UP_PAUSE_S, REPLAY_IDLE * (time.perf_counter() - t)))
         if replay:
             log.info(
                 "bundle %s warmed up with %d recently served queries in %.2f s",

@@ -14,6 +14,11 @@ import threading
 
 from node.types import RankQuery
 
+# After each replayed query the warm-up sleeps this many times as long as the query took: it takes at most a
+# quarter of a core and of the GIL from the requests it runs beside. At 1 ms pauses (about 60% of each), the
+# slowest requests of `bench replication`'s swaps fell in the replay (BENCHMARKS.md, replication, session (11)).
+REPLAY_IDLE = 3.0
+
 
 class RecentQueries:
     """The last ``capacity`` distinct (user, surface) queries ranked, oldest first; 0 keeps none.
