@@ -15,8 +15,8 @@ import threading
 from node.types import RankQuery
 
 # After each replayed query the warm-up sleeps this many times as long as the query took: it takes at most a
-# quarter of a core and of the GIL from the requests it runs beside. At 1 ms pauses (about 60% of each), the
-# slowest requests of `bench replication`'s swaps fell in the replay (BENCHMARKS.md, replication, session (11)).
+# quarter of a core and of the GIL from the requests it runs beside. At 1 ms pauses (about 60% of each), many of
+# the slowest requests of `bench replication`'s swaps fell in the replay (BENCHMARKS.md, replication, session (11)).
 REPLAY_IDLE = 3.0
 
 

@@ -66,7 +66,7 @@ class Settings:
     # Recently served queries (one per user and surface) a new bundle answers before it serves, so that
     # what the next requests touch is warm in the CPU caches (node/recent.py); 0: the golden requests only.
     # Off by default: it lowers the mean of a new version's first seconds but lengthens the warm-up, and
-    # in `bench replication` the swap's P99.9 was worse with it (README, "Sizing a node").
+    # in `bench replication` the swap's P99.9 was no better with it (README, "Sizing a node").
     warm_up_queries: int = 0
     region: str = "local"
     # Replication (replicator/, which uses nats_url below, nats://127.0.0.1:4222 when
