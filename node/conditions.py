@@ -51,9 +51,40 @@ def memory_settings(paths: dict[str, Path] = MEMORY_SETTINGS) -> dict[str, str |
     return out
 
 
+# The kernel's DAMON (data access monitoring), where the host runs it: its thread takes CPU in bursts, and
+# with it running the swaps of `bench replication` held stalls it did not hold paused (BENCHMARKS.md,
+# replication, session (11)).
+DAMON = Path("/sys/kernel/mm/damon/admin/kdamonds")
+
+
+def damon(root: Path = DAMON) -> list[dict[str, Any]] | None:
+    """Each DAMON monitor of the host: its state, what it monitors (``paddr``: all physical memory) and
+    its schemes' actions (``pageout``, ...); None where the kernel has no DAMON sysfs interface."""
+    if not root.is_dir():
+        return None
+
+    def read(path: Path) -> str | None:
+        try:
+            return path.read_text().strip()
+        except OSError:  # a monitor torn down while read
+            return None
+
+    out = []
+    for kdamond in sorted((d for d in root.iterdir() if d.name.isdigit()), key=lambda d: int(d.name)):
+        contexts = sorted((d for d in (kdamond / "contexts").glob("[0-9]*") if d.is_dir()), key=lambda d: int(d.name))
+        out.append(
+            {
+                "state": read(kdamond / "state"),
+                "operations": [read(c / "operations") for c in contexts],
+                "actions": [read(a) for c in contexts for a in sorted((c / "schemes").glob("[0-9]*/action"))],
+            }
+        )
+    return out
+
+
 def machine(**extra: Any) -> dict[str, Any]:
-    """CPU model and count, the load average now, Python, the platform and the kernel's memory settings;
-    ``extra`` fields appended."""
+    """CPU model and count, the load average now, Python, the platform, the kernel's memory settings and
+    DAMON monitors; ``extra`` fields appended."""
     return {
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
@@ -61,5 +92,6 @@ def machine(**extra: Any) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "memory": memory_settings(),
+        "damon": damon(),
         **extra,
     }
