@@ -63,9 +63,12 @@ class PressureLog:
             self._sample()
 
     def stop(self) -> None:
+        """End the sampling with a last sample; again, nothing (the bench stops it before its report and
+        in its ``finally``)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
             self._sample()
 
     def stall_ms(self, t0: float, t1: float) -> dict[str, float] | None:

@@ -42,6 +42,9 @@ def test_a_window_counts_the_samples_around_it(tmp_path: Path) -> None:
     t1 = time.monotonic()
     time.sleep(0.05)
     log.stop()
+    samples = len(log._times)
+    log.stop()  # again: no more samples
+    assert len(log._times) == samples
     assert log.stall_ms(t0, t1) == {"memory": 250.0, "cpu": 10.0}
     assert log.stall_ms(t1 + 0.001, t1 + 0.02) == {"memory": 0.0, "cpu": 0.0}
     assert log.stall_ms(t0 - 3600.0, t1) is None  # before the first sample
