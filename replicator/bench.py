@@ -53,7 +53,7 @@ from node.local_servers import free_port
 from node.pressure import PressureLog
 from replicator import assignment as assign
 from replicator import gates, names, promotions, signing
-from replicator.bench_load import RegionLoad, Sample, first_served, summary
+from replicator.bench_load import RegionLoad, Sample, first_served, ratio_interval, summary
 from replicator.errors import ReplicatorError
 from replicator.local_cluster import REGIONS, Cluster, start_cluster, url
 from replicator.nats_io import connect
@@ -343,6 +343,8 @@ def _report(
         "prefetch": bench.prefetch,
         "live_in_all_regions_s": round(max(live), 2),
         "swap_p999_ratio": _ratio(swap, steady),
+        # How far the ratio moves from resampling the same requests (bench_load.ratio_interval).
+        "swap_p999_ratio_ci90": ratio_interval(swap_samples, steady_samples),
         "steady": steady,
         "swap": swap,
         "send_lag_max_ms": {"steady": _send_lag_max_ms(steady_samples), "swap": _send_lag_max_ms(swap_samples)},

@@ -117,6 +117,30 @@ def summary(samples: list[Sample]) -> dict[str, Any]:
     }
 
 
+# The ratio's interval: resamples of each window, with replacement (a percentile bootstrap). A P99.9 of
+# ~1,500 requests is set by its two slowest, so two runs of the same code can differ by a factor of 1.5.
+RATIO_RESAMPLES = 2000
+RATIO_LEVEL = 0.90
+
+
+def ratio_interval(
+    num: list[Sample], den: list[Sample], q: float = 99.9, *, resamples: int = RATIO_RESAMPLES, seed: int = 0
+) -> tuple[float, float] | None:
+    """A ``RATIO_LEVEL`` bootstrap interval of P``q``(num) / P``q``(den) over their latencies; None when
+    a window is empty. Seeded: the same samples give the same interval."""
+    if not num or not den:
+        return None
+    rng = np.random.default_rng(seed)
+    a = np.array([s.latency_ms for s in num])
+    b = np.array([s.latency_ms for s in den])
+    ratios = np.percentile(rng.choice(a, (resamples, a.size)), q, axis=1) / np.percentile(
+        rng.choice(b, (resamples, b.size)), q, axis=1
+    )
+    tail = (1 - RATIO_LEVEL) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return round(float(lo), 2), round(float(hi), 2)
+
+
 def first_served(samples: list[Sample], target: str, version: str, t0: float, t1: float) -> float | None:
     """When ``target`` began to answer from ``version`` for good within [t0, t1): the intended time of the
     first request after the last one (sent in the window) that was answered otherwise or failed; None

@@ -14,6 +14,7 @@ from replicator.errors import ReplicatorError
 
 BENCH_STUDENT_GATE = 0.5
 SERVERS = "throwaway nats-server hub + 2 leaf nodes on loopback; per region a replicator and a node process"
+LABELS = ("movielens", "synthetic")  # the bundles, in the order they run
 TARGETS = {"live_in_all_regions_s": 10.0, "rollback_s": 1.0, "swap_p999_ratio": 1.5}
 
 
@@ -71,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.rate <= 0 or args.steady_s < 1 or args.swaps < 1:
         raise ReplicatorError("--rate must be positive, --steady-s at least 1 and --swaps at least 1")
     out: dict[str, Any] = {"machine": machine(servers=SERVERS), "targets": TARGETS}
-    todo = [("movielens", _movielens, args.bundle_dir), ("synthetic", _synthetic, args.synthetic_dir)]
-    for label, resolve, root in todo:
+    bundles = {"movielens": (_movielens, args.bundle_dir), "synthetic": (_synthetic, args.synthetic_dir)}
+    for label in LABELS:
+        resolve, root = bundles[label]
         if args.only and args.only != label:
             continue
         out[label] = run_bench(
@@ -89,28 +91,38 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    print("\n".join(table(out)))
+    return 0
+
+
+def table(out: dict[str, Any], labels: tuple[str, ...] = LABELS) -> list[str]:
+    """The human-readable report: a row per swap and a pooled row per bundle, then the ratio's interval."""
+    lines: list[str] = []
     c = out["machine"]
-    print(f"replication, {c['cpus']} cpus, load average {c['load_avg_start'][0]} at start; {out['command']}")
+    lines.append(f"replication, {c['cpus']} cpus, load average {c['load_avg_start'][0]} at start; {out['command']}")
     row = "  {:10} {:>8} {:>5} {:>10} {:>8} {:>13} {:>11} {:>6} {:>11}"
     header = ("bundle", "MB", "swap", "publish s", "live s", "steady p99.9", "swap p99.9", "ratio", "rollback s")
-    print(row.format(*header))
-    for label, _, _ in todo:
+    lines.append(row.format(*header))
+    for label in labels:
         if label in out:
             r = out[label]
             mb = f"{r['bundle_mb']:.1f}"
             for i, s in enumerate(r["per_swap"], 1):
-                print(
+                lines.append(
                     row.format(
                         label, mb, i, f"{s['publish_s']:.2f}", f"{s['live_in_all_regions_s']:.2f}",
                         str(s["steady"]["p999_ms"]), str(s["swap"]["p999_ms"]), str(s["swap_p999_ratio"]), "",
                     )
                 )  # fmt: skip
-            print(
+            lines.append(
                 row.format(
                     label, mb, "all", f"{r['publish_s']:.2f}", f"{r['live_in_all_regions_s']:.2f}",
                     str(r["steady"]["p999_ms"]), str(r["swap"]["p999_ms"]), str(r["swap_p999_ratio"]),
                     f"{r['rollback_s']:.3f}",
                 )
             )  # fmt: skip
-    print(f"  targets: {TARGETS}")
-    return 0
+            if r["swap_p999_ratio_ci90"]:
+                lo, hi = r["swap_p999_ratio_ci90"]
+                lines.append(f"  {label}: swap_p999_ratio {r['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)")
+    lines.append(f"  targets: {TARGETS}")
+    return lines

@@ -18,6 +18,7 @@ from replicator.bench import (
     run,
 )
 from replicator.bench_load import Sample
+from replicator.cli.bench import table
 from replicator.errors import ReplicatorError
 from tests.replicator.harness import release
 
@@ -38,6 +39,14 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
         assert out[window]["max_ms"] == max(s[window]["max_ms"] for s in swaps)
     assert out["live_in_all_regions_s"] == max(s["live_in_all_regions_s"] for s in swaps)
     assert out["swap_p999_ratio"] == pytest.approx(out["swap"]["p999_ms"] / out["steady"]["p999_ms"], abs=0.006)
+    lo, hi = out["swap_p999_ratio_ci90"]
+    assert 0 < lo <= hi
+    # The human-readable report: a row per swap, the pooled row, the interval.
+    report = {"machine": {"cpus": 2, "load_avg_start": [0.5]}, "command": "edgerank bench replication", "small": out}
+    lines = table(report, labels=("small",))
+    mb = f"{out['bundle_mb']:.1f}"
+    assert [line.split()[:3] for line in lines[2:5]] == [["small", mb, str(k)] for k in (1, 2, "all")]
+    assert lines[5] == f"  small: swap_p999_ratio {out['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)"
     assert out["answers_from_other_versions"] == 0
     # Rolled back from the last swap's version to the one before it, in both regions.
     assert out["rollback_window"]["errors"] == 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from replicator.bench_load import Sample, first_served
+import numpy as np
+
+from replicator.bench_load import Sample, first_served, ratio_interval
 
 
 def sample(t: float, version: str, target: str = "a", ok: bool = True) -> Sample:
@@ -28,3 +30,27 @@ def test_a_failure_is_not_an_answer_from_the_version() -> None:
 def test_none_when_the_last_answer_was_another_version() -> None:
     assert first_served([sample(1.0, "v2"), sample(2.0, "v1")], "a", "v2", 0.0, 10.0) is None
     assert first_served([], "a", "v2", 0.0, 10.0) is None
+
+
+def latencies(ms: np.ndarray) -> list[Sample]:
+    return [Sample(float(k), float(x), True, "v", 1.0, "a") for k, x in enumerate(ms)]
+
+
+def test_the_ratio_interval_spans_one_for_the_same_distribution_and_not_for_a_slower_one() -> None:
+    rng = np.random.default_rng(7)
+    steady = latencies(rng.lognormal(1.0, 0.5, 3000))
+    same = latencies(rng.lognormal(1.0, 0.5, 1500))
+    lo, hi = ratio_interval(same, steady)  # type: ignore[misc]
+    assert lo < 1.0 < hi
+    # Two P99.9s of a few thousand requests: a single run's ratio is uncertain by tens of percent.
+    assert hi - lo > 0.2
+    slower = latencies(2 * rng.lognormal(1.0, 0.5, 1500))
+    lo, hi = ratio_interval(slower, steady)  # type: ignore[misc]
+    assert 1.0 < lo < 2.0 < hi
+
+
+def test_the_ratio_interval_is_seeded_and_needs_both_windows() -> None:
+    rng = np.random.default_rng(8)
+    a, b = latencies(rng.exponential(3.0, 500)), latencies(rng.exponential(3.0, 900))
+    assert ratio_interval(a, b) == ratio_interval(a, b)
+    assert ratio_interval([], b) is None and ratio_interval(a, []) is None
