@@ -24,6 +24,7 @@ __all__ = [
     "__version__",
     "file_mappings",
     "item_row_layout",
+    "lock_code_mappings",
     "prefault_mappings",
     "release_mappings",
     "write_item_rows",
@@ -250,6 +251,14 @@ def file_mappings(directory: str | PathLike[str]) -> list[tuple[int, int, str]]:
     """``(start, length, path)`` of this process's read-only mappings of files under ``directory``.
 
     ``OSError`` if ``/proc/self/maps`` cannot be read.
+    """
+
+def lock_code_mappings(piece_bytes: int = ...) -> list[tuple[str, int, int, int]]:
+    """Lock this process's code in memory: every read-only mapping of a file that is also mapped executable
+    (the interpreter, its shared libraries, the extension modules): their text and read-only data.
+
+    In pieces, with the GIL released; where locking fails the mapping is only faulted in. Returns
+    ``(path, length, lock_errno, errno)`` per mapping; ``OSError`` if ``/proc/self/maps`` cannot be read.
     """
 
 def prefault_mappings(

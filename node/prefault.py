@@ -65,6 +65,28 @@ def prefault(directory: Path, lock: bool = False) -> int:
     return sum(length for path, length, _, _ in done if path not in failed)
 
 
+def lock_code() -> int:
+    """Lock this process's code in memory (``Settings.lock_code``); the bytes locked.
+
+    Every read-only mapping of a file that the process also maps executable: the interpreter, its shared
+    libraries, the extension modules (about 160 MB for a node, shared with every process that maps the
+    same files). The pages of a path the requests rarely take (a swap, a rollback, the health service) are
+    the ones memory pressure, or a host's proactive reclaim (DAMON's ``pageout``), evicts; the next run of
+    that path waits for the disk, with the GIL held if the interpreter runs it, and both regions' nodes,
+    swapping at once, wait for the same page (BENCHMARKS.md, replication, session (12)). Called after each
+    load, so that the libraries a load imported are locked too; pages already locked cost a page-table walk.
+    Where locking fails the mappings are only faulted in, with one warning.
+    """
+    try:
+        done = hotpath.lock_code_mappings()
+    except OSError as e:  # no /proc (not Linux)
+        log.warning("cannot lock the node's code in memory (it can be evicted under memory pressure): %s", e)
+        return 0
+    unlocked = {path: os.strerror(lock_errno) for path, _, lock_errno, _ in done if lock_errno}
+    _warn(unlocked, len(done), "the node's code", "lock", "they can be evicted under memory pressure")
+    return sum(length for path, length, lock_errno, _ in done if not lock_errno)
+
+
 def release(directory: Path) -> int:
     """Unlock every mapping of a file under ``directory`` and drop its page-table entries, in pieces; the
     bytes released.
@@ -100,7 +122,7 @@ def warn_if_compaction_moves_locked_pages(setting: Path = COMPACT_UNEVICTABLE) -
     return allowed
 
 
-def _warn(failed: dict[str, str], total: int, directory: Path, what: str, consequence: str) -> None:
+def _warn(failed: dict[str, str], total: int, directory: Path | str, what: str, consequence: str) -> None:
     if failed:
         path, reason = next(iter(failed.items()))
         log.warning(

@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from node import metrics
+from node import metrics, prefault
 from node.bundle import LoadedBundle
 from node.bundle_holder import BundleHolder, Routing
 from node.feature_store import EmbeddedFeatureStore, FeatureStoreFactory
@@ -193,6 +193,8 @@ class Node:
                 raise
             except Exception as e:
                 raise BundleError(f"{bundle.path}: warm-up failed: {type(e).__name__}: {e}") from e
+            if self.settings.lock_code:  # after the warm-up: with what the load and the warm-up imported
+                prefault.lock_code()
         # Every object alive now (the modules, gRPC's, NumPy's and onnxruntime's, this bundle's) lives as
         # long as the process or the bundle: out of the collector's way. A full collection walks every
         # tracked object with the GIL held, 36-47 ms at about 68,000 of them, on whichever request's thread

@@ -34,6 +34,11 @@ NODE_FLAGS = (
         "lock the served bundles' mapped files in memory, true or false [EDGERANK_LOCK_BUNDLE]",
     ),
     (
+        "--lock-code",
+        "lock_code",
+        "lock the node's code (interpreter, libraries) in memory, true or false [EDGERANK_LOCK_CODE]",
+    ),
+    (
         "--warm-up-queries",
         "warm_up_queries",
         "recently served queries a new bundle answers before it serves; 0 (default): none [EDGERANK_WARM_UP_QUERIES]",

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
+import os
+import resource
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,6 +94,41 @@ def test_lock_keeps_the_mappings_resident_and_locked(tmp_path: Path) -> None:
     assert smaps_kib(bundle / "a.npy", "Locked") >= SIZE // 1024
     assert resident_kib(bundle / "a.npy") >= SIZE // 1024
     assert float(ours[0]) == 1.0
+
+
+_LOCK_CODE = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import hotpath
+from node.prefault import lock_code
+from tests.node.test_prefault import smaps_kib
+data = np.load(sys.argv[1], mmap_mode="r")
+native = Path(hotpath._native.__file__)
+before = smaps_kib(native, "Locked")
+locked = lock_code()
+print(json.dumps({"locked": locked, "before": before, "native": smaps_kib(native, "Locked"),
+                  "native_size": smaps_kib(native, "Size"), "data": smaps_kib(Path(sys.argv[1]), "Locked")}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mlock and /proc/self/smaps are Linux's")
+def test_lock_code_locks_the_libraries_but_not_the_data_files(tmp_path: Path) -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and soft < 1 << 30:
+        pytest.skip(f"RLIMIT_MEMLOCK is {soft} bytes: too little to lock an interpreter's libraries")
+    np.save(tmp_path / "a.npy", np.ones(1024, dtype=np.float32))
+    # In a process of its own: the lock lasts as long as the process.
+    run = subprocess.run(
+        [sys.executable, "-c", _LOCK_CODE, str(tmp_path / "a.npy")],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    out = json.loads(run.stdout)
+    assert out["before"] == 0
+    # Every mapping of the extension module that is not writable: its text and read-only data.
+    assert 0 < out["native"] <= out["native_size"]
+    assert out["locked"] >= out["native"] * 1024
+    assert out["data"] == 0  # a data file is mapped without exec: not code
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mlock and /proc/self/smaps are Linux's")

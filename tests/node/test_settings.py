@@ -28,6 +28,14 @@ def test_flag_beats_env_beats_default() -> None:
     assert s.max_per_genre == 3  # default
 
 
+def test_lock_code_is_on_by_default_and_a_boolean() -> None:
+    assert Settings.load(env={}).lock_code is True
+    assert Settings.load({"lock_code": "false"}, env={}).lock_code is False
+    assert Settings.load(env={"EDGERANK_LOCK_CODE": "0"}).lock_code is False
+    with pytest.raises(SettingsError, match="EDGERANK_LOCK_CODE: not a boolean"):
+        Settings.load(env={"EDGERANK_LOCK_CODE": "sometimes"})
+
+
 def test_lock_bundle_is_on_by_default_and_a_boolean() -> None:
     assert Settings.load(env={}).lock_bundle is True
     assert Settings.load({"lock_bundle": "false"}, env={}).lock_bundle is False

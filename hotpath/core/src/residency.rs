@@ -35,38 +35,60 @@ pub struct Outcome {
     pub errno: i32,
 }
 
+/// One line of a `/proc/PID/maps` text: (start, end, perms, path); the path may hold spaces and is
+/// empty for anonymous memory.
+fn parse_line(line: &str) -> Option<(usize, usize, &str, &str)> {
+    // address perms offset dev inode path
+    let mut fields = line.splitn(6, char::is_whitespace);
+    let (range, perms) = (fields.next()?, fields.next()?);
+    let path = fields.nth(3).map(str::trim_start).unwrap_or("");
+    let (low, high) = range.split_once('-')?;
+    let low = usize::from_str_radix(low, 16).ok()?;
+    let high = usize::from_str_radix(high, 16).ok()?;
+    Some((low, high.max(low), perms, path))
+}
+
+/// A mapping of a file that still exists, and that this process cannot write through.
+fn read_only_file(perms: &str, path: &str) -> bool {
+    path.starts_with('/') && !path.ends_with(" (deleted)") && !perms.contains('w')
+}
+
 /// The read-only mappings of files under `directory` in a `/proc/PID/maps` text.
 pub fn file_mappings(maps: &str, directory: &Path) -> Vec<Mapping> {
     let mut prefix = directory.to_string_lossy().into_owned();
     if !prefix.ends_with('/') {
         prefix.push('/');
     }
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        // address perms offset dev inode path (the path may hold spaces)
-        let mut fields = line.splitn(6, char::is_whitespace);
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let path = fields.nth(3).map(str::trim_start).unwrap_or("");
-        if !path.starts_with(&prefix) || path.ends_with(" (deleted)") || perms.contains('w') {
-            continue;
-        }
-        let Some((low, high)) = range.split_once('-') else {
-            continue;
-        };
-        if let (Ok(low), Ok(high)) = (
-            usize::from_str_radix(low, 16),
-            usize::from_str_radix(high, 16),
-        ) {
-            out.push(Mapping {
-                start: low,
-                len: high.saturating_sub(low),
-                path: path.to_string(),
-            });
-        }
-    }
-    out
+    maps.lines()
+        .filter_map(parse_line)
+        .filter(|&(_, _, perms, path)| path.starts_with(&prefix) && read_only_file(perms, path))
+        .map(|(low, high, _, path)| Mapping {
+            start: low,
+            len: high - low,
+            path: path.to_string(),
+        })
+        .collect()
+}
+
+/// The read-only mappings of the code in a `/proc/PID/maps` text: of every file that is also mapped
+/// executable (the interpreter, its shared libraries, the extension modules and theirs), the text and
+/// the read-only data. Data files mapped without `x` (a bundle's arrays) are not code.
+pub fn code_mappings(maps: &str) -> Vec<Mapping> {
+    let lines: Vec<_> = maps.lines().filter_map(parse_line).collect();
+    let code: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter(|&&(_, _, perms, path)| perms.contains('x') && read_only_file(perms, path))
+        .map(|&(_, _, _, path)| path)
+        .collect();
+    lines
+        .into_iter()
+        .filter(|&(_, _, perms, path)| code.contains(path) && read_only_file(perms, path))
+        .map(|(low, high, _, path)| Mapping {
+            start: low,
+            len: high - low,
+            path: path.to_string(),
+        })
+        .collect()
 }
 
 fn errno() -> i32 {
@@ -100,9 +122,25 @@ pub fn this_process_mappings(directory: &Path) -> std::io::Result<Vec<Mapping>> 
 /// Fault in every mapping of a file under `directory`, and with `lock`, lock it in memory (where
 /// locking fails, the mapping is only faulted in), in pieces of `piece` bytes.
 pub fn prefault(directory: &Path, lock: bool, piece: usize) -> std::io::Result<Vec<Outcome>> {
+    Ok(fault_in(this_process_mappings(directory)?, lock, piece))
+}
+
+/// Lock this process's code in memory ([`code_mappings`]), in pieces of `piece` bytes. A code page
+/// that memory pressure or a host's proactive reclaim evicted costs a disk read the next time it
+/// runs, with the GIL held when the interpreter runs it; the rarely run paths (a swap, a rollback)
+/// are the ones evicted. Where locking fails, the mapping is only faulted in.
+pub fn lock_code(piece: usize) -> std::io::Result<Vec<Outcome>> {
+    Ok(fault_in(
+        code_mappings(&std::fs::read_to_string("/proc/self/maps")?),
+        true,
+        piece,
+    ))
+}
+
+fn fault_in(mappings: Vec<Mapping>, lock: bool, piece: usize) -> Vec<Outcome> {
     let piece = piece.max(1);
     let mut out = Vec::new();
-    for m in this_process_mappings(directory)? {
+    for m in mappings {
         // SAFETY: the range is a whole read-only file mapping of this process, listed by the kernel a
         // moment ago; mlock and MADV_POPULATE_READ change neither its contents nor its layout.
         let lock_errno = if lock {
@@ -123,7 +161,7 @@ pub fn prefault(directory: &Path, lock: bool, piece: usize) -> std::io::Result<V
             errno,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Unlock every mapping of a file under `directory` and drop its page-table entries, in pieces, so
@@ -182,6 +220,47 @@ mod tests {
             ]
         );
         assert!(file_mappings(MAPS, Path::new("/elsewhere")).is_empty());
+    }
+
+    #[test]
+    fn the_code_is_every_read_only_mapping_of_a_file_also_mapped_executable() {
+        let maps = "\
+55d000000000-55d000001000 r--p 00000000 fd:00 20 /usr/bin/python3.11
+55d000001000-55d000002000 r-xp 00001000 fd:00 20 /usr/bin/python3.11
+55d000002000-55d000003000 rw-p 00002000 fd:00 20 /usr/bin/python3.11
+7f1000000000-7f1000400000 r--s 00000000 fd:00 12 /b/v1/item_rows.npy
+7f1000400000-7f1000401000 r--p 00000000 fd:00 21 /usr/lib/locale/locale-archive
+7f1000401000-7f1000402000 r-xp 00000000 fd:00 22 /opt/my lib.so
+7f1000402000-7f1000403000 r--p 00001000 fd:00 22 /opt/my lib.so
+7f1000403000-7f1000404000 r-xp 00000000 fd:00 23 /opt/gone.so (deleted)
+7f1000404000-7f1000405000 r-xp 00000000 00:00 0 [vdso]
+7f1000405000-7f1000406000 rw-p 00000000 00:00 0 
+";
+        let code = code_mappings(maps);
+        let found: Vec<(usize, usize, &str)> = code
+            .iter()
+            .map(|m| (m.start, m.len, m.path.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (0x55d0_0000_0000, 0x1000, "/usr/bin/python3.11"),
+                (0x55d0_0000_1000, 0x1000, "/usr/bin/python3.11"),
+                (0x7f10_0040_1000, 0x1000, "/opt/my lib.so"),
+                (0x7f10_0040_2000, 0x1000, "/opt/my lib.so"),
+            ]
+        );
+    }
+
+    /// This test binary's own code: locked, all of it (the test runs with a memlock limit above it
+    /// or as root; where locking is refused it is faulted in, and says so).
+    #[test]
+    fn lock_code_covers_this_binary() {
+        let done = lock_code(PIECE_BYTES).unwrap();
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        let exe = exe.to_string_lossy();
+        assert!(done.iter().any(|o| o.mapping.path == exe), "{done:?}");
+        assert!(done.iter().all(|o| o.errno == 0), "{done:?}");
     }
 
     /// A file mapped read-only: prefault and release act on it (and only on it), in many pieces,

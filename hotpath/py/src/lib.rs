@@ -25,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ivf::IvfIndex>()?;
     m.add_class::<reranker::Reranker>()?;
     m.add_function(wrap_pyfunction!(residency::file_mappings, m)?)?;
+    m.add_function(wrap_pyfunction!(residency::lock_code_mappings, m)?)?;
     m.add_function(wrap_pyfunction!(residency::prefault_mappings, m)?)?;
     m.add_function(wrap_pyfunction!(residency::release_mappings, m)?)?;
     m.add(

@@ -1,5 +1,6 @@
 //! `prefault_mappings` and `release_mappings`: a bundle's file mappings made resident, or let go,
 //! a piece at a time, with the GIL released for the whole walk; `file_mappings` lists them.
+//! `lock_code_mappings`: the process's own code locked in memory the same way.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,16 @@ pub fn prefault_mappings(
     piece_bytes: usize,
 ) -> PyResult<Outcomes> {
     let done = py.detach(move || residency::prefault(&directory, lock, piece_bytes))?;
+    Ok(outcomes(done))
+}
+
+/// Lock this process's code (every read-only mapping of a file also mapped executable: the
+/// interpreter, its libraries, the extension modules) in memory, in pieces of `piece_bytes`. Raises
+/// OSError when this process's mappings cannot be read.
+#[pyfunction]
+#[pyo3(signature = (piece_bytes = residency::PIECE_BYTES))]
+pub fn lock_code_mappings(py: Python<'_>, piece_bytes: usize) -> PyResult<Outcomes> {
+    let done = py.detach(move || residency::lock_code(piece_bytes))?;
     Ok(outcomes(done))
 }
 
