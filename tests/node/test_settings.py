@@ -28,20 +28,14 @@ def test_flag_beats_env_beats_default() -> None:
     assert s.max_per_genre == 3  # default
 
 
-def test_lock_code_is_on_by_default_and_a_boolean() -> None:
-    assert Settings.load(env={}).lock_code is True
-    assert Settings.load({"lock_code": "false"}, env={}).lock_code is False
-    assert Settings.load(env={"EDGERANK_LOCK_CODE": "0"}).lock_code is False
-    with pytest.raises(SettingsError, match="EDGERANK_LOCK_CODE: not a boolean"):
-        Settings.load(env={"EDGERANK_LOCK_CODE": "sometimes"})
-
-
-def test_lock_bundle_is_on_by_default_and_a_boolean() -> None:
-    assert Settings.load(env={}).lock_bundle is True
-    assert Settings.load({"lock_bundle": "false"}, env={}).lock_bundle is False
-    assert Settings.load(env={"EDGERANK_LOCK_BUNDLE": "0"}).lock_bundle is False
-    with pytest.raises(SettingsError, match="EDGERANK_LOCK_BUNDLE: not a boolean"):
-        Settings.load(env={"EDGERANK_LOCK_BUNDLE": "sometimes"})
+@pytest.mark.parametrize("name", ["lock_bundle", "lock_code"])
+def test_the_locks_are_on_by_default_and_booleans(name: str) -> None:
+    env = f"EDGERANK_{name.upper()}"
+    assert getattr(Settings.load(env={}), name) is True
+    assert getattr(Settings.load({name: "false"}, env={}), name) is False
+    assert getattr(Settings.load(env={env: "0"}), name) is False
+    with pytest.raises(SettingsError, match=f"{env}: not a boolean"):
+        Settings.load(env={env: "sometimes"})
 
 
 def test_log_level_is_normalised() -> None:
