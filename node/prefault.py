@@ -69,13 +69,14 @@ def lock_code() -> int:
     """Lock this process's code in memory (``Settings.lock_code``); the bytes locked.
 
     Every read-only mapping of a file that the process also maps executable: the interpreter, its shared
-    libraries, the extension modules (about 160 MB for a node, shared with every process that maps the
+    libraries, the extension modules (about 170 MB for a node, shared with every process that maps the
     same files). The pages of a path the requests rarely take (a swap, a rollback, the health service) are
     the ones memory pressure, or a host's proactive reclaim (DAMON's ``pageout``), evicts; the next run of
     that path waits for the disk, with the GIL held if the interpreter runs it, and both regions' nodes,
-    swapping at once, wait for the same page (BENCHMARKS.md, replication, session (12)). Called after each
-    load, so that the libraries a load imported are locked too; pages already locked cost a page-table walk.
-    Where locking fails the mappings are only faulted in, with one warning.
+    swapping at once, wait for the same page: a scheduler trace caught it once. Opt-in: in ``bench
+    replication`` the large stalls were no rarer with it (BENCHMARKS.md, replication, session (12)).
+    Called after each load, so that the libraries a load imported are locked too; pages already locked
+    cost a page-table walk. Where locking fails the mappings are only faulted in, with one warning.
     """
     try:
         done = hotpath.lock_code_mappings()

@@ -63,10 +63,11 @@ class Settings:
     # RLIMIT_MEMLOCK, else they are only faulted in, with a warning): page-cache pressure from the
     # replicator's downloads then cannot evict them from under the requests (node/prefault.py).
     lock_bundle: bool = True
-    # Lock the node's code (the interpreter, its libraries, the extension modules: about 160 MB, shared) in
+    # Lock the node's code (the interpreter, its libraries, the extension modules: about 170 MB, shared) in
     # memory after each load, so that the paths a swap or a rollback takes are not evicted between two of
-    # them (node/prefault.py); same needs and fallback as lock_bundle.
-    lock_code: bool = True
+    # them (node/prefault.py); same needs and fallback as lock_bundle. Off by default: in `bench
+    # replication` it did not make the large stalls rarer (README, "Sizing a node").
+    lock_code: bool = False
     # Recently served queries (one per user and surface) a new bundle answers before it serves, so that
     # what the next requests touch is warm in the CPU caches (node/recent.py); 0: the golden requests only.
     # Off by default: it lowers the mean of a new version's first seconds but lengthens the warm-up, and

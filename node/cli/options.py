@@ -36,7 +36,7 @@ NODE_FLAGS = (
     (
         "--lock-code",
         "lock_code",
-        "lock the node's code (interpreter, libraries) in memory, true or false [EDGERANK_LOCK_CODE]",
+        "lock the node's code (interpreter, libraries) in memory, true or false (default) [EDGERANK_LOCK_CODE]",
     ),
     (
         "--warm-up-queries",

@@ -235,7 +235,6 @@ def test_runs_as_the_dockerfile_user() -> None:
 def test_the_node_may_lock_its_bundle_when_the_settings_ask_it_to() -> None:
     # A non-root container has no CAP_IPC_LOCK unless added; without it the lock falls back with a warning.
     assert _settings_default("lock_bundle") is True
-    assert _settings_default("lock_code") is True
     caps = _container()["securityContext"]["capabilities"]
     assert caps["drop"] == ["ALL"] and caps["add"] == ["IPC_LOCK"]
 

@@ -28,12 +28,12 @@ def test_flag_beats_env_beats_default() -> None:
     assert s.max_per_genre == 3  # default
 
 
-@pytest.mark.parametrize("name", ["lock_bundle", "lock_code"])
-def test_the_locks_are_on_by_default_and_booleans(name: str) -> None:
+@pytest.mark.parametrize(("name", "default"), [("lock_bundle", True), ("lock_code", False)])
+def test_the_locks_are_booleans(name: str, default: bool) -> None:
     env = f"EDGERANK_{name.upper()}"
-    assert getattr(Settings.load(env={}), name) is True
-    assert getattr(Settings.load({name: "false"}, env={}), name) is False
-    assert getattr(Settings.load(env={env: "0"}), name) is False
+    assert getattr(Settings.load(env={}), name) is default
+    assert getattr(Settings.load({name: str(not default)}, env={}), name) is not default
+    assert getattr(Settings.load(env={env: "1" if not default else "0"}), name) is not default
     with pytest.raises(SettingsError, match=f"{env}: not a boolean"):
         Settings.load(env={env: "sometimes"})
 

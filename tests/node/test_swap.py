@@ -7,7 +7,9 @@ import threading
 from pathlib import Path
 
 import grpc
+import pytest
 
+from node import prefault
 from node.bundle import LoadedBundle
 from node.bundle_holder import Routing
 from node.gen.edgerank.v1 import ranker_pb2, ranker_pb2_grpc
@@ -76,3 +78,22 @@ def test_a_prepared_bundle_is_frozen_out_of_the_collector(bundle_root: Path, sec
             assert node.holder.snapshot() is prepared
     finally:
         gc.unfreeze()
+
+
+def test_the_code_is_locked_after_each_load_when_the_settings_ask(
+    bundle_root: Path, second_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def lock_code() -> int:
+        calls.append("locked")
+        return 0
+
+    monkeypatch.setattr(prefault, "lock_code", lock_code)
+    with Node(node_settings(bundle_root)).start() as node:  # off by default
+        node.prepare_bundle(second_bundle)
+        assert calls == []
+    with Node(node_settings(bundle_root, lock_code=True)).start() as node:
+        assert calls == ["locked"]  # the first bundle's load
+        node.prepare_bundle(second_bundle)
+        assert calls == ["locked", "locked"]
