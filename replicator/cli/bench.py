@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"machine": machine(servers=SERVERS), "targets": TARGETS}
     bundles = {"movielens": (_movielens, args.bundle_dir), "synthetic": (_synthetic, args.synthetic_dir)}
     for label in LABELS:
-        resolve, root = bundles[label]
         if args.only and args.only != label:
             continue
+        resolve, root = bundles[label]
         out[label] = run_bench(
             ReplicationBench(
                 resolve(root),

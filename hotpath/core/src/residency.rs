@@ -62,12 +62,16 @@ pub fn file_mappings(maps: &str, directory: &Path) -> Vec<Mapping> {
     maps.lines()
         .filter_map(parse_line)
         .filter(|&(_, _, perms, path)| path.starts_with(&prefix) && read_only_file(perms, path))
-        .map(|(low, high, _, path)| Mapping {
-            start: low,
-            len: high - low,
-            path: path.to_string(),
-        })
+        .map(mapping)
         .collect()
+}
+
+fn mapping((low, high, _, path): (usize, usize, &str, &str)) -> Mapping {
+    Mapping {
+        start: low,
+        len: high - low,
+        path: path.to_string(),
+    }
 }
 
 /// The read-only mappings of the code in a `/proc/PID/maps` text: of every file that is also mapped
@@ -83,11 +87,7 @@ pub fn code_mappings(maps: &str) -> Vec<Mapping> {
     lines
         .into_iter()
         .filter(|&(_, _, perms, path)| code.contains(path) && read_only_file(perms, path))
-        .map(|(low, high, _, path)| Mapping {
-            start: low,
-            len: high - low,
-            path: path.to_string(),
-        })
+        .map(mapping)
         .collect()
 }
 
