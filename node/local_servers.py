@@ -107,9 +107,12 @@ class Server:
 
     name = "server"
 
-    def __init__(self, binary: Path, workdir: Path) -> None:
+    def __init__(self, binary: Path, workdir: Path, niceness: int = 0) -> None:
+        if not 0 <= niceness <= 19:
+            raise ServerError(f"niceness must be in [0, 19], got {niceness}")
         self.binary = binary
         self.workdir = workdir
+        self.niceness = niceness  # added to the process's CPU niceness, before it starts any thread
         self.log_path = workdir / f"{self.name}.log"
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -208,7 +211,7 @@ class Server:
             log.write(f"\n=== start: {' '.join(self.argv())}\n".encode())
             log.flush()
             self._proc = subprocess.Popen(
-                self.argv(),
+                self._niced(self.argv()),
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -225,6 +228,15 @@ class Server:
             time.sleep(0.05)
         self.stop()
         raise ServerError(f"{self.name} did not answer within {START_TIMEOUT_S:.0f} s; log:\n{self.log_tail()}")
+
+    def _niced(self, argv: list[str]) -> list[str]:
+        """``argv`` run under coreutils' ``nice`` (which execs it: same pid) when a niceness is asked for."""
+        if not self.niceness:
+            return argv
+        nice = _which("nice")
+        if nice is None:
+            raise ServerError(f"{self.name}: niceness {self.niceness} asked for, but no `nice` on PATH")
+        return [str(nice), "-n", str(self.niceness), *argv]
 
     def _port_clash(self) -> bool:
         return "address already in use" in self.log_tail().lower()
@@ -274,8 +286,8 @@ class NatsServer(Server):
 
     name = "nats"
 
-    def __init__(self, binary: Path, workdir: Path) -> None:
-        super().__init__(binary, workdir)
+    def __init__(self, binary: Path, workdir: Path, niceness: int = 0) -> None:
+        super().__init__(binary, workdir, niceness)
         self.monitor_port = 0
         self.store_dir = workdir / "jetstream"
 

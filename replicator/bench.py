@@ -79,6 +79,7 @@ class ReplicationBench:
     swaps: int = 3  # new versions promoted one after another; their windows are pooled
     timeout_s: float = 600.0
     prefetch: bool = True  # the replicators fetch v2 when it is published, before its promotion
+    nats_niceness: int = 0  # CPU niceness of the hub and the leaves
     workdir: Path | None = None  # default: a temporary directory, removed afterwards
 
 
@@ -341,6 +342,7 @@ def _report(
         "swaps": len(swaps),
         "publish_s": round(max(s.publish_s for s in swaps), 2),
         "prefetch": bench.prefetch,
+        "nats_niceness": bench.nats_niceness,
         "live_in_all_regions_s": round(max(live), 2),
         "swap_p999_ratio": _ratio(swap, steady),
         # How far the ratio moves from resampling the same requests (bench_load.ratio_interval).
@@ -375,7 +377,7 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
         later = [_copy_as(src, work / "src", _version(f"v{i + 2}")) for i in range(bench.swaps)]
         bundle_bytes = sum(int(m["size"]) for m in json.loads((src / MANIFEST).read_text())["files"].values())
         (work / "nats").mkdir()
-        cluster = start_cluster(work / "nats")
+        cluster = start_cluster(work / "nats", niceness=bench.nats_niceness)
         _hub(cluster, lambda js: publish(js, v1, key, gates.GateConfig(), progress=False))
         _write_all(cluster, lambda a: assign.promote(a, v1.name))
 

@@ -20,8 +20,8 @@ REGIONS = tuple(r.name for r in topology.REGIONS)
 class ConfNatsServer(NatsServer):
     """nats-server run from a config file, with ports fixed before the first start."""
 
-    def __init__(self, workdir: Path, name: str, client: int, monitor: int, conf: str) -> None:
-        super().__init__(find_nats_server(), workdir)
+    def __init__(self, workdir: Path, name: str, client: int, monitor: int, conf: str, niceness: int = 0) -> None:
+        super().__init__(find_nats_server(), workdir, niceness)
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self.port, self.monitor_port = client, monitor
@@ -49,11 +49,12 @@ def _ports(n: int) -> list[int]:
     return list(ports)
 
 
-def start_cluster(workdir: Path, regions: tuple[str, ...] = REGIONS) -> Cluster:
-    """Start the hub, then one leaf per region; stops what it started if one fails."""
+def start_cluster(workdir: Path, regions: tuple[str, ...] = REGIONS, niceness: int = 0) -> Cluster:
+    """Start the hub, then one leaf per region (each at CPU ``niceness``); stops what it started if one fails."""
     p = _ports(3 + 2 * len(regions))
     hub_ports = topology.ServerPorts(topology.HUB_DOMAIN, p[0], p[1])
-    hub = ConfNatsServer(workdir, "hub", p[0], p[1], topology.hub_conf(hub_ports, p[2], str(workdir / "js-hub")))
+    hub_conf = topology.hub_conf(hub_ports, p[2], str(workdir / "js-hub"))
+    hub = ConfNatsServer(workdir, "hub", p[0], p[1], hub_conf, niceness)
     cluster = Cluster(hub, {})
     try:
         hub.start()
@@ -61,7 +62,7 @@ def start_cluster(workdir: Path, regions: tuple[str, ...] = REGIONS) -> Cluster:
             client, monitor = p[3 + 2 * i], p[4 + 2 * i]
             ports = topology.ServerPorts(region, client, monitor)
             conf = topology.leaf_conf(ports, p[2], str(workdir / f"js-{region}"))
-            leaf = ConfNatsServer(workdir, f"leaf-{region}", client, monitor, conf)
+            leaf = ConfNatsServer(workdir, f"leaf-{region}", client, monitor, conf, niceness)
             cluster.leaves[region] = leaf
             leaf.start()
     except BaseException:

@@ -34,6 +34,10 @@ def register(which: Any) -> None:
         help="new versions promoted one after another, their windows pooled for the P99.9 ratio (default 3)",
     )  # fmt: skip
     p.add_argument("--no-prefetch", action="store_true", help="replicators fetch a version only once it is promoted")
+    p.add_argument(
+        "--nats-nice", type=int, default=0,
+        help="CPU niceness of the NATS hub and leaves, in [0, 19] (default %(default)s)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=run)
 
@@ -71,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rate <= 0 or args.steady_s < 1 or args.swaps < 1:
         raise ReplicatorError("--rate must be positive, --steady-s at least 1 and --swaps at least 1")
+    if not 0 <= args.nats_nice <= 19:
+        raise ReplicatorError(f"--nats-nice must be in [0, 19], got {args.nats_nice}")
     out: dict[str, Any] = {"machine": machine(servers=SERVERS), "targets": TARGETS}
     bundles = {"movielens": (_movielens, args.bundle_dir), "synthetic": (_synthetic, args.synthetic_dir)}
     for label in LABELS:
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 steady_s=args.steady_s,
                 swaps=args.swaps,
                 prefetch=not args.no_prefetch,
+                nats_niceness=args.nats_nice,
             )
         )
     out["command"] = "edgerank " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
+from pathlib import Path
 
 import nats
 import pytest
 import redis
 
-from tests.servers import NatsServer, RedisServer
+from tests.servers import NatsServer, RedisServer, ServerError, find_nats_server
 
 
 def _unique(prefix: str) -> str:
@@ -108,3 +110,28 @@ def test_nats_restart_keeps_url_and_streams(nats_server: NatsServer) -> None:
     assert nats_server.url == url
     # The JetStream store directory is kept, so file-backed streams survive.
     assert asyncio.run(_stream_messages(url, stream)) == 1
+
+
+def _thread_niceness(pid: int) -> set[int]:
+    """The niceness of every thread of ``pid`` (field 19 of /proc/PID/task/TID/stat)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks.iterdir()}
+
+
+def test_nats_runs_at_the_niceness_asked_for(tmp_path: Path) -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    server = NatsServer(find_nats_server(), tmp_path, niceness=7)
+    server.start()
+    try:
+        assert server._proc is not None
+        # Every thread the Go runtime started inherits it: the process was niced before it began.
+        assert _thread_niceness(server._proc.pid) == {min(19, base + 7)}
+        asyncio.run(_create_stream(server.url, _unique("NICE")))  # and it serves JetStream
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("niceness", [-1, 20])
+def test_a_niceness_out_of_range_is_refused(tmp_path: Path, niceness: int) -> None:
+    with pytest.raises(ServerError, match=r"niceness must be in \[0, 19\], got"):
+        NatsServer(find_nats_server(), tmp_path, niceness=niceness)

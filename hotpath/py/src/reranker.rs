@@ -4,7 +4,7 @@ use edgerank_core as core;
 use numpy::{IntoPyArray, PyArray1};
 use pyo3::prelude::*;
 
-use crate::arrays::vec1;
+use crate::arrays::{vec1, View};
 use crate::detach::run_detached;
 
 #[pyclass(module = "hotpath._native", frozen)]
@@ -18,8 +18,11 @@ type RerankOutput<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<bool>>)
 impl Reranker {
     #[new]
     fn new(py: Python<'_>, item_primary_genre: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let genres = vec1::<u16>(item_primary_genre, "item_primary_genre")?;
-        let inner = run_detached(py, move || Ok(core::Reranker::new(genres)))?;
+        // A bundle's table, memory-mapped: copied with the GIL released, since a page the copy faults in
+        // from disk would otherwise hold every request thread (the loading thread runs at low priority).
+        let view = View::<u16>::new(item_primary_genre, "item_primary_genre", 1)?;
+        let genres = view.as_slice()?;
+        let inner = run_detached(py, move || Ok(core::Reranker::new(genres.to_vec())))?;
         Ok(Self { inner })
     }
 
