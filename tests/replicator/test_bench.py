@@ -20,14 +20,18 @@ from replicator.bench import (
 from replicator.bench_load import Sample
 from replicator.cli.bench import table
 from replicator.errors import ReplicatorError
+from tests.e2e.conftest import run_cli
 from tests.replicator.harness import release
 
 
 def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: Path) -> None:
     bundle = release(tmp_path / "src", "bench", seed=11)
-    out = run(ReplicationBench(bundle, "small", rate=40.0, steady_s=1.0, min_swap_window_s=1.0, swaps=2))
+    # The NATS servers niced, as `--nats-nice 5` starts them: they still carry every version.
+    bench = ReplicationBench(bundle, "small", rate=40.0, steady_s=1.0, min_swap_window_s=1.0, swaps=2, nats_niceness=5)
+    out = run(bench)
 
     assert out["swaps"] == 2
+    assert out["nats_niceness"] == 5
     swaps = out["per_swap"]
     assert len(swaps) == 2
     assert len({s["version"] for s in swaps}) == 2
@@ -61,6 +65,19 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
             assert stall is None or (set(stall) == {"memory", "cpu"} and min(stall.values()) >= 0), stall
         assert all(x["send_lag_ms"] >= 0 for x in s["swap_slowest"])
     assert out["pipeline_ms_mean"]["steady"] > 0 and out["pipeline_ms_mean"]["first_on_new"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nats-nice", "20"], "--nats-nice must be in [0, 19], got 20"),
+        (["--swaps", "0"], "--rate must be positive, --steady-s at least 1 and --swaps at least 1"),
+    ],
+)
+def test_bad_cli_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli(["bench", "replication", "--synthetic-dir", tmp_path, "--only", "synthetic", *args], timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"edgerank: error: {message}"]
 
 
 def test_zero_swaps_is_refused(tmp_path: Path) -> None:
