@@ -82,6 +82,9 @@ class Settings:
     signing_key: str = ""
     # Verified bundle versions a region keeps on disk besides those assigned.
     keep_versions: int = 3
+    # Published versions the hub keeps besides those a region's promotion state names: `edgerank publish`
+    # deletes older ones first, the one it publishes counting as one (replicator/retention.py); 0: it never does.
+    keep_published: int = 5
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish on a graceful stop.
     grace_s: float = 5.0
@@ -167,7 +170,14 @@ class Settings:
             "ivf_nprobe",
         ):
             need(getattr(self, name) >= 1, name, "must be at least 1")
-        for name in ("max_exclude_ids", "max_per_genre", "session_k", "keep_versions", "warm_up_queries"):
+        for name in (
+            "max_exclude_ids",
+            "max_per_genre",
+            "session_k",
+            "keep_versions",
+            "keep_published",
+            "warm_up_queries",
+        ):
             need(getattr(self, name) >= 0, name, "must not be negative")
         need(self.budget_ms > 0, "budget_ms", "must be positive")
         need(self.grace_s >= 0, "grace_s", "must not be negative")

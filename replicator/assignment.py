@@ -31,8 +31,12 @@ def check_region(region: str) -> str:
     return region
 
 
+def valid_version(version: str) -> bool:
+    return bool(VERSION_RE.match(version)) and ".." not in version
+
+
 def check_version(version: str) -> str:
-    if not VERSION_RE.match(version) or ".." in version:
+    if not valid_version(version):
         raise PromotionError(f"version: must match {VERSION_RE.pattern}, got {version!r}")
     return version
 

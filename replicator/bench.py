@@ -51,6 +51,7 @@ from typing import Any
 
 from node.local_servers import free_port
 from node.pressure import PressureLog
+from node.settings import Settings
 from replicator import assignment as assign
 from replicator import gates, names, promotions, signing
 from replicator.bench_load import RegionLoad, Sample, first_served, ratio_interval, summary
@@ -80,6 +81,7 @@ class ReplicationBench:
     timeout_s: float = 600.0
     prefetch: bool = True  # the replicators fetch v2 when it is published, before its promotion
     nats_niceness: int = 0  # CPU niceness of the hub and the leaves
+    keep_published: int = Settings.keep_published  # each publish prunes the hub as `edgerank publish` does
     workdir: Path | None = None  # default: a temporary directory, removed afterwards
 
 
@@ -134,6 +136,20 @@ def _hub(cluster: Cluster, fn: Any) -> Any:
             await nc.close()
 
     return asyncio.run(go())
+
+
+def _store_mb(cluster: Cluster) -> dict[str, float]:
+    """The bundle stream's size on the hub and in each leaf's mirror (retention keeps them alike)."""
+
+    async def one(server: Any) -> float:
+        nc = await connect(url(server), "bench", max_reconnect_attempts=2)
+        try:
+            info = await nc.jetstream(timeout=10.0).stream_info(names.BUNDLES_STREAM)
+            return round(int(info.state.bytes) / 1e6, 1)
+        finally:
+            await nc.close()
+
+    return {name: asyncio.run(one(server)) for name, server in (("hub", cluster.hub), *cluster.leaves.items())}
 
 
 def _write_all(cluster: Cluster, op: Any) -> None:
@@ -220,6 +236,7 @@ class _Swap:
     window: tuple[float, float]  # from the promotion write until both serve it (at least min_swap_window_s)
     breakdown: dict[str, Any]
     uploaded_files: int
+    pruned: list[str]
 
 
 def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: Path, key: Any, v: Path) -> _Swap:
@@ -229,7 +246,7 @@ def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: P
     steady_t1 = time.monotonic()
     config = gates.GateConfig()
     t = time.monotonic()
-    published = _hub(cluster, lambda js: publish(js, v, key, config, progress=False))
+    published = _hub(cluster, lambda js: publish(js, v, key, config, progress=False, keep=bench.keep_published))
     publish_s = time.monotonic() - t
     prefetched_s = None
     if bench.prefetch:  # the regions download it now; the promotion waits for what is left of that
@@ -249,6 +266,7 @@ def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: P
         (t0, swap_t1),
         _breakdown(children, v.name, written_wall),
         published.uploaded_files,
+        published.pruned,
     )
 
 
@@ -313,6 +331,7 @@ def _report(
                 "version": s.version,
                 "publish_s": round(s.publish_s, 2),
                 "uploaded_files": s.uploaded_files,
+                "pruned": s.pruned,  # versions the publish deleted from the hub (retention)
                 "prefetched_in_all_regions_s": None if s.prefetched_s is None else round(s.prefetched_s, 2),
                 "live_in_all_regions_s": round(live_s, 2),
                 "swap_window_s": round(s.window[1] - s.window[0], 2),
@@ -343,6 +362,7 @@ def _report(
         "publish_s": round(max(s.publish_s for s in swaps), 2),
         "prefetch": bench.prefetch,
         "nats_niceness": bench.nats_niceness,
+        "keep_published": bench.keep_published,
         "live_in_all_regions_s": round(max(live), 2),
         "swap_p999_ratio": _ratio(swap, steady),
         # How far the ratio moves from resampling the same requests (bench_load.ratio_interval).
@@ -378,7 +398,7 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
         bundle_bytes = sum(int(m["size"]) for m in json.loads((src / MANIFEST).read_text())["files"].values())
         (work / "nats").mkdir()
         cluster = start_cluster(work / "nats", niceness=bench.nats_niceness)
-        _hub(cluster, lambda js: publish(js, v1, key, gates.GateConfig(), progress=False))
+        _hub(cluster, lambda js: publish(js, v1, key, gates.GateConfig(), progress=False, keep=bench.keep_published))
         _write_all(cluster, lambda a: assign.promote(a, v1.name))
 
         targets = {}
@@ -418,12 +438,15 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
         load.stop(versions)
         pressure.stop()
         rollback_s = _live_s(load, back_to, t1, end)
+        store_mb = _store_mb(cluster)
         return {
             "label": bench.label,
             "bundle_mb": round(bundle_bytes / 1e6, 1),
             "items": int(json.loads((src / MANIFEST).read_text()).get("counts", {}).get("items", 0)),
             **_report(bench, load, swaps, t1, pressure),
             "rollback_s": round(rollback_s, 3),
+            # What the hub's bundle store and each region's mirror of it hold at the end (pruned by retention).
+            "bundle_store_mb": store_mb,
             "rollback_window": summary(load.window(t1, max(rolled_seen, t1 + rollback_s) + 0.5)),
             # Every answer came from one of the bench's versions (a stray version would be a routing bug).
             "answers_from_other_versions": sum(1 for x in load.samples if x.ok and x.version not in versions),

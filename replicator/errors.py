@@ -26,3 +26,7 @@ class PromotionError(ReplicatorError):
 
 class TransferError(ReplicatorError):
     """A transfer to or from JetStream failed (a break, a timeout, a missing object)."""
+
+
+class StoreFull(TransferError):
+    """The JetStream server has no room left for an upload (its store is at ``max_file_store``)."""

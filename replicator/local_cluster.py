@@ -49,11 +49,14 @@ def _ports(n: int) -> list[int]:
     return list(ports)
 
 
-def start_cluster(workdir: Path, regions: tuple[str, ...] = REGIONS, niceness: int = 0) -> Cluster:
-    """Start the hub, then one leaf per region (each at CPU ``niceness``); stops what it started if one fails."""
+def start_cluster(
+    workdir: Path, regions: tuple[str, ...] = REGIONS, niceness: int = 0, max_file_store: str = topology.MAX_FILE_STORE
+) -> Cluster:
+    """Start the hub, then one leaf per region (each at CPU ``niceness``, each with a JetStream store of
+    ``max_file_store``); stops what it started if one fails."""
     p = _ports(3 + 2 * len(regions))
     hub_ports = topology.ServerPorts(topology.HUB_DOMAIN, p[0], p[1])
-    hub_conf = topology.hub_conf(hub_ports, p[2], str(workdir / "js-hub"))
+    hub_conf = topology.hub_conf(hub_ports, p[2], str(workdir / "js-hub"), max_file_store)
     hub = ConfNatsServer(workdir, "hub", p[0], p[1], hub_conf, niceness)
     cluster = Cluster(hub, {})
     try:
@@ -61,7 +64,7 @@ def start_cluster(workdir: Path, regions: tuple[str, ...] = REGIONS, niceness: i
         for i, region in enumerate(regions):
             client, monitor = p[3 + 2 * i], p[4 + 2 * i]
             ports = topology.ServerPorts(region, client, monitor)
-            conf = topology.leaf_conf(ports, p[2], str(workdir / f"js-{region}"))
+            conf = topology.leaf_conf(ports, p[2], str(workdir / f"js-{region}"), max_file_store)
             leaf = ConfNatsServer(workdir, f"leaf-{region}", client, monitor, conf, niceness)
             cluster.leaves[region] = leaf
             leaf.start()

@@ -5,6 +5,13 @@ stream through ``$JS.<hub domain>.API``, so the region can read every
 promotion and every bundle file while cut off from the hub. When the region's
 server is the hub itself (one server, as in a single-region setup or a test),
 the origin streams are used directly.
+
+A mirror copies what the hub stores, not what it deletes: deleting an object
+on the hub writes a "deleted" meta document (which the mirror copies) and
+purges the object's chunks (which the mirror does not see). So a region's
+replicator purges, from its mirror, the chunks of every object the hub has
+deleted (:func:`purge_deleted`); without it a leaf's store would fill with
+versions the hub pruned long ago (:mod:`replicator.retention`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from replicator import names
+from replicator.nats_io import list_objects
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +52,19 @@ async def ensure_mirrors(js: JetStreamContext, hub_domain: str) -> bool:
         )
         log.info("created mirror %s of the hub (domain %s)", stream, hub_domain)
     return True
+
+
+async def purge_deleted(js: JetStreamContext, done: set[str]) -> int:
+    """Purge from the mirrored bundle stream the chunks of every object the hub deleted, except those whose
+    nuid is in ``done`` (purged already; updated here). Returns how many objects it purged."""
+    purged = 0
+    for o in await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET):
+        nuid = str(o.meta.get("nuid") or "")
+        if not o.meta.get("deleted") or not nuid or nuid in done:
+            continue
+        await js.purge_stream(names.BUNDLES_STREAM, subject=names.chunk_subject(names.BUNDLES_BUCKET, nuid))
+        done.add(nuid)
+        purged += 1
+    if purged:
+        log.info("purged the chunks of %d objects the hub deleted from the mirror of %s", purged, names.BUNDLES_STREAM)
+    return purged

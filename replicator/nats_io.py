@@ -10,26 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from replicator import names
-from replicator.errors import TransferError, VerificationError
+from replicator.errors import StoreFull, TransferError, VerificationError
 
 log = logging.getLogger(__name__)
 
 CHUNK_TIMEOUT_S = 5.0
 Progress = Callable[[int], None]
+# JetStream's answers when a write does not fit: JSInsufficientResourcesErr (the server's store is at
+# max_file_store) and JSStorageResourcesExceededErr (the account's limit).
+STORE_FULL_CODES = (10023, 10047)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object's latest meta document in a bucket's stream, and when the server stored it."""
+
+    meta: dict[str, Any]
+    stored_at: dt.datetime
 
 
 async def connect(
@@ -102,8 +115,43 @@ async def object_info(js: JetStreamContext, stream: str, bucket: str, name: str)
     return None if info.get("deleted") else info
 
 
+async def list_objects(js: JetStreamContext, stream: str, bucket: str) -> list[StoredObject]:
+    """The latest meta document of every object in a bucket's stream (origin or mirror), deleted ones included."""
+    subject = names.meta_subject_all(bucket)
+    try:
+        await js.get_msg(stream, subject=subject)  # the last message on any meta subject: is there one?
+    except NotFoundError:
+        return []
+    sub = await js.subscribe(
+        subject, stream=stream, ordered_consumer=True, deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT
+    )
+    out: list[StoredObject] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=CHUNK_TIMEOUT_S)
+            except TimeoutError as e:
+                raise TransferError(f"{stream}: listing stopped for {CHUNK_TIMEOUT_S:.0f} s after {len(out)}") from e
+            try:
+                meta = json.loads(msg.data or b"{}")
+            except ValueError:
+                log.warning("%s: unreadable object meta on %s", stream, msg.subject)
+                meta = None
+            if isinstance(meta, dict):
+                out.append(StoredObject(meta, msg.metadata.timestamp))
+            if msg.metadata.num_pending == 0:
+                return out
+    finally:
+        try:
+            await sub.unsubscribe()
+        except nats.errors.Error as e:
+            log.debug("unsubscribe after listing %s: %s", stream, e)
+
+
 async def put_file(js: JetStreamContext, name: str, path: Path, hex_sha: str, progress: Progress) -> bool:
-    """Upload ``path`` as object ``name`` unless an identical object is there; True if uploaded."""
+    """Upload ``path`` as object ``name`` unless an identical object is there; True if uploaded.
+
+    Raises :class:`StoreFull` when the server has no room for it (nothing of this object stays stored)."""
     info = await object_info(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, name)
     if info is not None and info.get("digest") == sha256_digest_header(hex_sha):
         progress(int(info.get("size", 0)))
@@ -111,7 +159,15 @@ async def put_file(js: JetStreamContext, name: str, path: Path, hex_sha: str, pr
     store = await js.object_store(names.BUNDLES_BUCKET)
     meta = api.ObjectMeta(name=name, options=api.ObjectMetaOptions(max_chunk_size=names.CHUNK_SIZE))
     with open(path, "rb") as f:
-        result = await store.put(name, f, meta=meta)  # type: ignore[arg-type]
+        try:
+            result = await store.put(name, f, meta=meta)  # type: ignore[arg-type]
+        except APIError as e:
+            if e.err_code not in STORE_FULL_CODES:
+                raise
+            raise StoreFull(
+                f"the JetStream store has no room for {name} ({path.stat().st_size / 1e6:.1f} MB): "
+                f"{e.description} (err_code {e.err_code})"
+            ) from e
     if result.digest != sha256_digest_header(hex_sha):
         raise TransferError(f"{name}: uploaded digest {result.digest} does not match the manifest")
     progress(int(result.size or 0))

@@ -5,6 +5,11 @@ Files go to the hub's object store as ``<version>/<file>`` in 1 MiB chunks;
 all its files there. An upload is skipped when an identical object is already
 stored, and the announcement carries ``Nats-Msg-Id: <version>``, so publishing
 the same bundle twice changes nothing.
+
+Before uploading, ``publish`` makes room: with ``keep`` > 0 it deletes the
+stored versions that no region's promotion state names beyond the newest
+``keep`` (the one being published counts as one: :mod:`replicator.retention`).
+A store still too full is a :class:`~replicator.errors.StoreFull` naming the file.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from typing import Any
 from nats.js import JetStreamContext
 from tqdm import tqdm
 
-from replicator import gates, names, promotions, signing
-from replicator.errors import ReplicatorError
+from replicator import gates, names, promotions, retention, signing
+from replicator.errors import ReplicatorError, StoreFull
 from replicator.nats_io import ensure_hub, get_file, put_file
 from trainer import bundle as bundle_format
 from trainer.bundle import MANIFEST, sha256_file
@@ -38,6 +43,8 @@ class PublishResult:
     gates: dict[str, str]
     seconds: float
     key_id: str
+    pruned: list[str]  # versions deleted from the hub to make room
+    pruned_bytes: int
 
 
 async def champion_manifest(js: JetStreamContext) -> dict[str, Any] | None:
@@ -60,12 +67,28 @@ def _ignore(_: int) -> None:
     return None
 
 
+def _holding(decisions: list[retention.Decision], version: str, keep: int) -> str:
+    """What fills the hub's store, and what would make room: for a publish that found it full."""
+    others = [d for d in decisions if d.version != version]
+    held = f"the hub holds {len(others)} other versions ({sum(d.bytes for d in others) / 1e9:.2f} GB)"
+    unused = [d for d in others if not d.keep]
+    if unused:
+        return (
+            f"{held}, {len(unused)} of which no region uses ({sum(d.bytes for d in unused) / 1e9:.2f} GB): "
+            f"edgerank prune deletes them (or publish with --keep N)"
+        )
+    why = ", ".join(f"{d.version} ({d.why})" for d in others)
+    return f"{held}, all kept: {why}; raise max_file_store (edge_deploy/nats/hub.conf) or --keep fewer"
+
+
 async def publish(
     js: JetStreamContext,
     bundle_dir: Path,
     key: signing.Ed25519PrivateKey | None,
     config: gates.GateConfig,
     progress: bool = True,
+    keep: int = 0,
+    incomplete_after_s: float = retention.INCOMPLETE_AFTER_S,
 ) -> PublishResult:
     t0 = time.perf_counter()
     bundle_dir = bundle_format.resolve(Path(bundle_dir))
@@ -84,15 +107,25 @@ async def publish(
     version = str(manifest["version"])
     files = dict(manifest["files"])
     total = sum(int(m["size"]) for m in files.values())
+    protect = {version: "being published"}
+    pruned: list[retention.Decision] = []
+    if keep > 0:
+        decisions = await retention.prune(js, keep - 1, incomplete_after_s=incomplete_after_s, protect=protect)
+        pruned = [d for d in decisions if not d.keep]
     uploaded = skipped = 0
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"publish {version}", disable=not progress) as bar:
-        for name, meta in sorted(files.items()):
-            if await put_file(js, names.object_name(version, name), bundle_dir / name, meta["sha256"], bar.update):
-                uploaded += 1
-            else:
-                skipped += 1
-        manifest_path = bundle_dir / MANIFEST
-        await put_file(js, names.object_name(version, MANIFEST), manifest_path, sha256_file(manifest_path), _ignore)
+    try:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"publish {version}", disable=not progress) as bar:
+            for name, meta in sorted(files.items()):
+                path = bundle_dir / name
+                if await put_file(js, names.object_name(version, name), path, meta["sha256"], bar.update):
+                    uploaded += 1
+                else:
+                    skipped += 1
+            manifest_path = bundle_dir / MANIFEST
+            await put_file(js, names.object_name(version, MANIFEST), manifest_path, sha256_file(manifest_path), _ignore)
+    except StoreFull as e:
+        held = await retention.prune(js, max(keep - 1, 0), True, incomplete_after_s, protect)
+        raise StoreFull(f"{e}; {_holding(held, version, keep)}") from e
     announcement = {
         "version": version,
         "parent": manifest.get("parent"),
@@ -103,5 +136,13 @@ async def publish(
     }
     await js.publish(names.ANNOUNCE_SUBJECT, json.dumps(announcement).encode(), headers={"Nats-Msg-Id": version})
     return PublishResult(
-        version, total, uploaded, skipped, results, time.perf_counter() - t0, manifest["signature"]["key_id"]
+        version,
+        total,
+        uploaded,
+        skipped,
+        results,
+        time.perf_counter() - t0,
+        manifest["signature"]["key_id"],
+        [d.version for d in pruned],
+        sum(d.bytes for d in pruned),
     )

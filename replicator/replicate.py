@@ -15,6 +15,11 @@ the background, before any promotion names it: a promotion then only has to
 write ``assignment.json``. A reconcile that wants a version being prefetched
 waits for that same download; one that wants only versions on disk (a
 rollback) never waits for a prefetch.
+
+On a leaf, the replicator also keeps its mirror of the hub's bundle store as
+small as the hub's: when the hub deletes a version (:mod:`replicator.retention`),
+it purges that version's chunks from the mirror and drops any partial download
+of it (:func:`replicator.mirrors.purge_deleted`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from replicator import metrics, names, promotions, signing
 from replicator.domain_kv import key_value
 from replicator.errors import ReplicatorError, TransferError, VerificationError
 from replicator.fetch import DiskFull, fetch_version
-from replicator.mirrors import ensure_mirrors
+from replicator.mirrors import ensure_mirrors, purge_deleted
 from replicator.nats_io import connect
 from replicator.region_dir import RegionDir
 
@@ -75,6 +80,9 @@ class Replicator:
         self.reconciled = asyncio.Event()
         self._fetches: dict[str, asyncio.Future[None]] = {}  # version -> its download in progress
         self._published: list[str] = []  # versions seen published since start, not yet on disk
+        self._purged: set[str] = set()  # nuids of deleted objects purged from the mirror
+        self._purge = True  # a sweep of the mirror for deleted objects is due
+        self._gone: set[str] = set()  # versions whose manifest the hub deleted: staging to drop
 
     async def _on_reconnect(self) -> None:
         self._resubscribe = True
@@ -108,6 +116,14 @@ class Replicator:
                         await self._subscribe(js)
                     await self.reconcile(js)
                     self.reconciled.set()
+                    if self.mirrored and self._purge:
+                        self._purge = False  # a deletion arriving during the sweep sets it again
+                        try:
+                            await purge_deleted(js, self._purged)
+                        except BaseException:
+                            self._purge = True
+                            raise
+                    self._drop_gone()
                     await self.report_nodes(hub_js)
                 except (TransferError, nats.errors.Error, TimeoutError) as e:
                     metrics.TRANSFER_ERRORS.inc()
@@ -147,7 +163,7 @@ class Replicator:
                     idle_heartbeat=2.0,
                 )
             )
-        if self.config.prefetch:
+        if self.config.prefetch or self.mirrored:
             self._subs.append(
                 await js.subscribe(
                     names.meta_subject_all(names.BUNDLES_BUCKET),
@@ -167,8 +183,16 @@ class Replicator:
             log.warning("region %s: unreadable object meta on %s: %s", self.config.region, msg.subject, e)
             return
         version, _, file = str(info.get("name", "")).partition("/")
-        if file != names.MANIFEST_OBJECT or info.get("deleted") or not version:
+        if info.get("deleted"):
+            self._purge = True
+            if file == names.MANIFEST_OBJECT and assign.valid_version(version):
+                self._published = [v for v in self._published if v != version]
+                self._gone.add(version)
+            self._wake.set()
             return
+        if file != names.MANIFEST_OBJECT or not version or not self.config.prefetch:
+            return
+        self._gone.discard(version)
         try:
             assign.check_version(version)
         except ReplicatorError as e:
@@ -238,6 +262,13 @@ class Replicator:
             if version not in self._fetches:
                 log.info("region %s: prefetching %s", self.config.region, version)
                 self._start_fetch(js, version).add_done_callback(self._prefetch_done)
+
+    def _drop_gone(self) -> None:
+        """Remove the partial downloads of versions the hub deleted (once no download of them runs)."""
+        for version in sorted(self._gone):
+            if version not in self._fetches:
+                self.region.discard(self.region.staging(version))
+                self._gone.discard(version)
 
     def _prefetch_done(self, task: asyncio.Future[None]) -> None:
         if task.cancelled():

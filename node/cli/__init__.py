@@ -19,7 +19,7 @@ from node.cli import bench, demo, features, query, serve, synth
 from node.errors import EdgerankError
 from node.settings import SettingsError
 from replicator import launcher
-from replicator.cli import keygen, promote, publish, replicate, status
+from replicator.cli import keygen, promote, prune, publish, replicate, status
 from replicator.errors import ReplicatorError
 from trainer.bundle import BundleError
 from trainer.cli import eval as trainer_eval
@@ -37,6 +37,7 @@ COMMANDS = (
     synth,
     keygen,
     publish,
+    prune,
     promote,
     status,
     replicate,

@@ -23,6 +23,10 @@ FLAGS = {
     "trusted_key": ("--trusted-key", "public key (PEM) bundles must be signed by [EDGERANK_TRUSTED_KEY]"),
     "signing_key": ("--key", "private key (PEM) to sign with [EDGERANK_SIGNING_KEY]"),
     "keep_versions": ("--keep", "verified versions kept on disk besides those assigned [EDGERANK_KEEP_VERSIONS]"),
+    "keep_published": (
+        "--keep",
+        "published versions the hub keeps besides those a region uses; 0: no pruning [EDGERANK_KEEP_PUBLISHED]",
+    ),
     "log_level": ("--log-level", "DEBUG, INFO, WARNING or ERROR [EDGERANK_LOG_LEVEL]"),
 }
 

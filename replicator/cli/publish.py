@@ -16,7 +16,7 @@ from trainer import bundle as bundle_format
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("publish", help="gate, sign and publish a bundle to the hub")
     parser.add_argument("bundle_dir", type=Path, metavar="BUNDLE_DIR", help="a bundle directory or a root with LATEST")
-    common.add_flags(parser, "nats_url", "hub_domain", "signing_key", "log_level")
+    common.add_flags(parser, "nats_url", "hub_domain", "signing_key", "keep_published", "log_level")
     d = gates.GateConfig()
     parser.add_argument("--ndcg-tolerance", type=float, default=d.ndcg_tolerance, help="relative drop allowed")
     parser.add_argument("--max-rank-p99-ms", type=float, default=d.max_rank_p99_ms, help="latency gate, ms")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     async def go() -> Any:
         nc, js = await common.hub(s)
         try:
-            return await publish(js, bundle_dir, key, config, progress=not args.json)
+            return await publish(js, bundle_dir, key, config, progress=not args.json, keep=s.keep_published)
         finally:
             await nc.close()
 
@@ -51,4 +51,9 @@ def run(args: argparse.Namespace) -> int:
             f"edgerank: published {result.version} ({result.bytes / 1e6:.1f} MB, {result.uploaded_files} files "
             f"uploaded, {result.skipped_files} already there) signed by {result.key_id} in {result.seconds:.1f} s"
         )
+        if result.pruned:
+            print(
+                f"edgerank: pruned {len(result.pruned)} version{'s' if len(result.pruned) > 1 else ''} no region "
+                f"uses ({result.pruned_bytes / 1e6:.1f} MB): " + ", ".join(result.pruned)
+            )
     return 0

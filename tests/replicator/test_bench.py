@@ -52,6 +52,12 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
     assert [line.split()[:3] for line in lines[2:5]] == [["small", mb, str(k)] for k in (1, 2, "all")]
     assert lines[5] == f"  small: swap_p999_ratio {out['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)"
     assert out["answers_from_other_versions"] == 0
+    # Three versions stored, all in use (champion and previous versions): nothing pruned; each region's mirror
+    # holds what the hub holds.
+    assert [s["pruned"] for s in swaps] == [[], []]
+    store = out["bundle_store_mb"]
+    assert set(store) == {"hub", "eu-west", "us-east"} and store["eu-west"] == store["us-east"] == store["hub"]
+    assert store["hub"] == pytest.approx(3 * out["bundle_mb"], rel=0.02)
     # Rolled back from the last swap's version to the one before it, in both regions.
     assert out["rollback_window"]["errors"] == 0
     assert np.isfinite(out["rollback_s"])

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from replicator import launcher, topology
 
 
-def test_configs_are_the_rendered_topology() -> None:
-    assert (topology.CONF_DIR / "hub.conf").read_text() == topology.hub_conf(
-        topology.HUB, topology.HUB_LEAF_PORT, "jetstream/hub"
-    )
-    for r in topology.REGIONS:
-        text = (topology.CONF_DIR / f"leaf-{r.name}.conf").read_text()
-        assert text == topology.leaf_conf(r, topology.HUB_LEAF_PORT, f"jetstream/{r.name}")
+def test_configs_are_the_rendered_topology(tmp_path: Path) -> None:
+    """Regenerating (``python -m replicator.topology``) changes nothing."""
+    written = topology.write_confs(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in topology.CONF_DIR.glob("*.conf"))
+    for path in written:
+        assert (topology.CONF_DIR / path.name).read_text() == path.read_text(), path.name
+    assert f"max_file_store: {topology.MAX_FILE_STORE}" in (topology.CONF_DIR / "hub.conf").read_text()
 
 
 def test_ports_and_domains_agree() -> None:

@@ -1,0 +1,242 @@
+"""Retention of the hub's bundle store: what stays, pruning on the hub and in the leaves' mirrors, a full store.
+
+The plan is pure and tested on its own; pruning, the mirrors' purge and a full store run on real
+nats-server processes (a hub and two region leaves).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.js.errors import NotFoundError
+
+from node.cli import main
+from replicator import gates, names, retention, signing
+from replicator.errors import StoreFull
+from replicator.nats_io import StoredObject, list_objects
+from replicator.publish import publish
+from replicator.replicate import ReplicatorConfig
+from tests.replicator.cluster import Cluster, start_cluster, url
+from tests.replicator.harness import ReplicatorThread, hub_call, promote, publish_bundle, release, wait_for
+
+T0 = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
+
+
+def stored(version: str, minutes_ago: float, complete: bool = True, mb: float = 1.0) -> retention.StoredVersion:
+    return retention.StoredVersion(
+        version, complete, int(mb * 1e6), (f"{version}/x",), T0 - dt.timedelta(minutes=minutes_ago)
+    )
+
+
+def test_plan_keeps_what_regions_use_the_newest_and_a_fresh_upload() -> None:
+    versions = {
+        v.version: v
+        for v in (
+            stored("v1", 600),
+            stored("v2", 500),
+            stored("v3", 400),
+            stored("v4", 300),
+            stored("v5", 200),
+            stored("v6-partial", 5, complete=False),
+            stored("v0-partial", 900, complete=False),
+        )
+    }
+    referenced = {"v1": ["champion of eu-west", "previous of us-east"], "v3": ["shadow of us-east"]}
+    got = {d.version: (d.keep, d.why) for d in retention.plan(versions, referenced, 2, T0)}
+    assert got == {
+        "v6-partial": (True, "upload in progress? last written 300 s ago"),
+        "v5": (True, "one of the newest 2"),
+        "v4": (True, "one of the newest 2"),
+        "v3": (True, "shadow of us-east"),
+        "v2": (False, "no region uses it; older than the newest 2"),
+        "v1": (True, "champion of eu-west, previous of us-east"),
+        "v0-partial": (False, "incomplete upload, last written 54000 s ago"),
+    }
+    order = [d.version for d in retention.plan(versions, referenced, 2, T0)]
+    assert order == ["v6-partial", "v5", "v4", "v3", "v2", "v1", "v0-partial"]  # newest first
+
+
+def test_plan_keep_zero_protect_and_a_negative_keep() -> None:
+    versions = {v.version: v for v in (stored("a", 30), stored("b", 20), stored("c", 10, complete=False))}
+    got = {d.version: d.keep for d in retention.plan(versions, {}, 0, T0, incomplete_after_s=60.0)}
+    assert got == {"a": False, "b": False, "c": False}
+    why = {d.version: (d.keep, d.why) for d in retention.plan(versions, {}, 0, T0, 60.0, {"c": "being published"})}
+    assert why["c"] == (True, "being published") and not why["a"][0] and not why["b"][0]
+    with pytest.raises(ValueError, match="keep: must not be negative"):
+        retention.plan(versions, {}, -1, T0)
+
+
+def test_stored_versions_groups_by_version_manifest_first_and_skips_deleted() -> None:
+    def obj(name: str, size: int, minute: int, deleted: bool = False) -> StoredObject:
+        meta = {"name": name, "size": size, "nuid": name, **({"deleted": True} if deleted else {})}
+        return StoredObject(meta, T0 + dt.timedelta(minutes=minute))
+
+    objects = [
+        obj("v1/b.npy", 10, 1),
+        obj("v1/manifest.json", 2, 2),
+        obj("v1/a.npy", 5, 0),
+        obj("v2/a.npy", 7, 3),
+        obj("v2/b.npy", 1, 4),
+        obj("v3/manifest.json", 0, 5, deleted=True),
+    ]
+    got = retention.stored_versions(objects)
+    assert set(got) == {"v1", "v2"}
+    assert got["v1"] == retention.StoredVersion(
+        "v1", True, 17, ("v1/manifest.json", "v1/a.npy", "v1/b.npy"), T0 + dt.timedelta(minutes=2)
+    )
+    assert got["v2"] == retention.StoredVersion("v2", False, 8, ("v2/a.npy", "v2/b.npy"), T0 + dt.timedelta(minutes=4))
+
+
+def stream_bytes(server_url: str, domain: str | None) -> int:
+    async def go(js: Any) -> int:
+        return int((await js.stream_info(names.BUNDLES_STREAM)).state.bytes)
+
+    return int(hub_call(server_url, go, domain=domain))
+
+
+def live_chunks(server_url: str, nuids: list[str]) -> list[str]:
+    """The nuids among ``nuids`` that still have chunks in the bundle stream (origin or mirror) at ``server_url``."""
+
+    async def go(js: Any) -> list[str]:
+        out = []
+        for nuid in nuids:
+            try:
+                await js.get_msg(names.BUNDLES_STREAM, subject=names.chunk_subject(names.BUNDLES_BUCKET, nuid))
+                out.append(nuid)
+            except NotFoundError:
+                pass
+        return out
+
+    return list(hub_call(server_url, go, domain=None))
+
+
+def no_chunks(server_url: str, nuids: list[str]) -> bool:
+    return live_chunks(server_url, nuids) == []
+
+
+def has_all(rep: ReplicatorThread, versions: tuple[str, ...]) -> bool:
+    return all(rep.replicator.region.has(v) for v in versions)
+
+
+def version_objects(server_url: str, version: str) -> list[dict[str, Any]]:
+    async def go(js: Any) -> list[StoredObject]:
+        return await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
+
+    return [o.meta for o in hub_call(server_url, go, domain=None) if o.meta["name"].startswith(version + "/")]
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return [release(tmp_path_factory.mktemp(f"r{i}"), p, 10 + i) for i, p in enumerate("pqrs")]
+
+
+def test_prune_deletes_unused_versions_on_the_hub_and_in_both_mirrors(
+    cluster: Cluster,
+    keys: tuple[Path, Path],
+    releases: list[Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hub = url(cluster.hub)
+    reps = {
+        region: ReplicatorThread(
+            ReplicatorConfig(url(leaf), region, tmp_path_factory.mktemp(region), keys[1], retry_s=0.2, keep=4)
+        ).start()
+        for region, leaf in cluster.leaves.items()
+    }
+    try:
+        a, b, c, d = (publish_bundle(hub, path, keys[0]).version for path in releases)
+        promote(hub, "eu-west", a)
+        promote(hub, "us-east", c)
+        for region, rep in reps.items():  # every version prefetched: each mirror holds all four
+            wait_for(partial(has_all, rep, (a, b, c, d)), what=f"{region} has all four")
+        b_nuids = [o["nuid"] for o in version_objects(hub, b)]
+        b_bytes = sum(int(o["size"]) for o in version_objects(hub, b))
+        assert len(b_nuids) >= 10 and b_bytes > 500_000
+        before = {name: stream_bytes(url(s), None) for name, s in (("hub", cluster.hub), *cluster.leaves.items())}
+        staging = reps["eu-west"].replicator.region.staging(b)
+        staging.mkdir()  # as a download of b cut short would leave it
+        (staging / "index.usearch").write_bytes(b"partial")
+
+        assert main(["prune", "--keep", "1", "--dry-run", "--nats-url", hub]) == 0
+        out = capsys.readouterr().out
+        assert f"would delete 1 of 4 versions ({b_bytes / 1e6:.1f} MB)" in out, out
+        rows = {line.split()[0]: line for line in out.splitlines()[1:-1]}
+        assert "delete" in rows[b] and "no region uses it" in rows[b], rows
+        assert "champion of eu-west" in rows[a] and "champion of us-east" in rows[c], rows
+        assert "one of the newest 1" in rows[d], rows
+        assert len(version_objects(hub, b)) == len(b_nuids)  # a dry run deletes nothing
+
+        assert main(["prune", "--keep", "1", "--json", "--nats-url", hub]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["deleted"] == [b] and doc["deleted_bytes"] == b_bytes, doc
+        metas = version_objects(hub, b)
+        assert metas and all(m.get("deleted") for m in metas)
+        assert live_chunks(hub, b_nuids) == []
+        assert stream_bytes(hub, None) <= before["hub"] - b_bytes
+        for region, leaf in cluster.leaves.items():  # the purge does not reach a mirror: its replicator does it
+            wait_for(partial(no_chunks, url(leaf), b_nuids), what=f"{region}'s mirror purged")
+            assert stream_bytes(url(leaf), None) <= before[region] - b_bytes
+        wait_for(lambda: not staging.exists(), what="the partial download of a deleted version dropped")
+        for v in (a, c, d):  # what stays is whole: still every chunk
+            assert live_chunks(hub, [o["nuid"] for o in version_objects(hub, v)]) == [
+                o["nuid"] for o in version_objects(hub, v)
+            ]
+        assert main(["prune", "--keep", "1", "--nats-url", hub]) == 0
+        assert "deleted 0 of 3 versions" in capsys.readouterr().out
+    finally:
+        for rep in reps.values():
+            rep.stop()
+            assert rep.error is None, rep.error
+
+
+@pytest.fixture
+def small_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = start_cluster(tmp_path, regions=(), max_file_store="2700000")  # room for two releases of about 1.05 MB
+    yield c
+    c.stop()
+
+
+def test_a_full_store_is_one_clear_line_and_publish_makes_room(
+    small_cluster: Cluster,
+    keys: tuple[Path, Path],
+    releases: list[Path],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    hub = url(small_cluster.hub)
+    a = publish_bundle(hub, releases[0], keys[0]).version
+    b = publish_bundle(hub, releases[1], keys[0]).version
+    with pytest.raises(
+        StoreFull, match=r"no room for \S+/\S+ \(\d+\.\d MB\).* 2 of which no region uses .*: edgerank prune deletes"
+    ):
+        publish_bundle(hub, releases[2], keys[0])
+    argv = ["publish", str(releases[2]), "--keep", "0", "--nats-url", hub, "--key", str(keys[0])]
+    code = main([*argv, "--json", "--log-level", "WARNING"])  # no progress bar; the gates' lines are INFO
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, (code, err)
+    assert err[0].startswith("edgerank: error: the JetStream store has no room for ") and "err_code 100" in err[0]
+
+    k = signing.load_private(keys[0])
+    result = hub_call(hub, lambda js: publish(js, releases[2], k, gates.GateConfig(), progress=False, keep=2))
+    assert result.pruned == [a] and result.pruned_bytes > 1_000_000, result
+    assert result.skipped_files > 0  # what the failed attempts uploaded was kept ("being published") and reused
+    assert [o for o in version_objects(hub, a) if not o.get("deleted")] == []
+    assert all(not o.get("deleted") for o in version_objects(hub, b))
+    # the CLI says what it pruned
+    code = main(["publish", str(releases[3]), "--keep", "2", "--nats-url", hub, "--key", str(keys[0])])
+    out = capsys.readouterr().out
+    assert code == 0 and "edgerank: pruned 1 version no region uses" in out and b in out, out
+    d = result.version, json.loads((releases[3] / "manifest.json").read_text())["version"]
+    # every version held is in use: the error says which, and nothing is deleted
+    promote(hub, "eu-west", d[0])
+    promote(hub, "eu-west", d[1])
+    with pytest.raises(StoreFull, match=rf"all kept: {d[1]} \(champion of eu-west\), {d[0]} \(previous of eu-west\)"):
+        hub_call(hub, lambda js: publish(js, releases[0], k, gates.GateConfig(), progress=False, keep=2))
+    assert all(not o.get("deleted") for v in d for o in version_objects(hub, v))
