@@ -102,6 +102,23 @@ def find_nats_server() -> Path:
     )
 
 
+# The soft memory limit of the nats-server processes started here (Go's GOMEMLIMIT): the heap that block
+# caches leave behind is collected near it instead of at twice the live heap. A mirror's reads of a 1.3 GB
+# bundle's chunks took the hub to 4.3 GB without it, under 1 GB with 512 MiB.
+NATS_GOMEMLIMIT = "1GiB"
+
+
+def proc_peak_rss_mb(pid: int) -> float | None:
+    """``VmHWM`` of a process, MB; None if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 class Server:
     """One server process on a fixed loopback port, restartable."""
 
@@ -213,6 +230,7 @@ class Server:
             self._proc = subprocess.Popen(
                 self._niced(self.argv()),
                 cwd=self.workdir,
+                env=self.env(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -228,6 +246,16 @@ class Server:
             time.sleep(0.05)
         self.stop()
         raise ServerError(f"{self.name} did not answer within {START_TIMEOUT_S:.0f} s; log:\n{self.log_tail()}")
+
+    def env(self) -> dict[str, str]:
+        """The server's environment: ours, unless a subclass adds to it."""
+        return dict(os.environ)
+
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak resident set so far (``VmHWM``), MB; None when it is not running."""
+        if self._proc is None or self._proc.poll() is not None:
+            return None
+        return proc_peak_rss_mb(self._proc.pid)
 
     def _niced(self, argv: list[str]) -> list[str]:
         """``argv`` run under coreutils' ``nice`` (which execs it: same pid) when a niceness is asked for."""
@@ -283,6 +311,11 @@ class RedisServer(Server):
 
 class NatsServer(Server):
     """nats-server with JetStream; ``monitor_url`` serves /healthz, /jsz, /varz."""
+
+    def env(self) -> dict[str, str]:
+        """With ``GOMEMLIMIT`` (unless the environment sets one): without it, the Go heap of a server that
+        streams bundles grew to several GB and stayed there (BENCHMARKS.md, replication, session (14))."""
+        return {"GOMEMLIMIT": NATS_GOMEMLIMIT, **os.environ}
 
     name = "nats"
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.local_servers import free_port
+from node.local_servers import NATS_GOMEMLIMIT, free_port, proc_peak_rss_mb
 from node.pressure import PressureLog
 from node.settings import Settings
 from replicator import assignment as assign
@@ -439,6 +439,9 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
         pressure.stop()
         rollback_s = _live_s(load, back_to, t1, end)
         store_mb = _store_mb(cluster)
+        servers = {"nats-hub": cluster.hub, **{f"nats-{r}": leaf for r, leaf in cluster.leaves.items()}}
+        peak_rss = {name: server.peak_rss_mb() for name, server in servers.items()}
+        peak_rss.update({name: proc_peak_rss_mb(proc.pid) for name, proc in children.procs.items()})
         return {
             "label": bench.label,
             "bundle_mb": round(bundle_bytes / 1e6, 1),
@@ -447,6 +450,10 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
             "rollback_s": round(rollback_s, 3),
             # What the hub's bundle store and each region's mirror of it hold at the end (pruned by retention).
             "bundle_store_mb": store_mb,
+            # Each process's peak resident set (VmHWM, MB: a node's includes its mapped bundles), and the NATS
+            # servers' Go memory limit (node.local_servers.NATS_GOMEMLIMIT unless GOMEMLIMIT is set).
+            "peak_rss_mb": peak_rss,
+            "nats_gomemlimit": os.environ.get("GOMEMLIMIT", NATS_GOMEMLIMIT),
             "rollback_window": summary(load.window(t1, max(rolled_seen, t1 + rollback_s) + 0.5)),
             # Every answer came from one of the bench's versions (a stray version would be a routing bug).
             "answers_from_other_versions": sum(1 for x in load.samples if x.ok and x.version not in versions),

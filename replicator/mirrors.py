@@ -54,17 +54,23 @@ async def ensure_mirrors(js: JetStreamContext, hub_domain: str) -> bool:
     return True
 
 
-async def purge_deleted(js: JetStreamContext, done: set[str]) -> int:
-    """Purge from the mirrored bundle stream the chunks of every object the hub deleted, except those whose
-    nuid is in ``done`` (purged already; updated here). Returns how many objects it purged."""
+async def purge_chunks(js: JetStreamContext, nuids: list[str], done: set[str]) -> int:
+    """Purge from the mirrored bundle stream the chunks of the objects ``nuids`` (deleted on the hub), except
+    those in ``done`` (purged already; updated here). Returns how many it purged."""
     purged = 0
-    for o in await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET):
-        nuid = str(o.meta.get("nuid") or "")
-        if not o.meta.get("deleted") or not nuid or nuid in done:
-            continue
-        await js.purge_stream(names.BUNDLES_STREAM, subject=names.chunk_subject(names.BUNDLES_BUCKET, nuid))
-        done.add(nuid)
-        purged += 1
+    for nuid in nuids:
+        if nuid and nuid not in done:
+            await js.purge_stream(names.BUNDLES_STREAM, subject=names.chunk_subject(names.BUNDLES_BUCKET, nuid))
+            done.add(nuid)
+            purged += 1
     if purged:
         log.info("purged the chunks of %d objects the hub deleted from the mirror of %s", purged, names.BUNDLES_STREAM)
     return purged
+
+
+async def purge_deleted(js: JetStreamContext, done: set[str]) -> int:
+    """:func:`purge_chunks` of every object whose meta document in the mirror says it was deleted: the sweep a
+    replicator makes when it starts (it may have missed deletions while it was away). It reads every
+    object's meta document, so while running the replicator purges the deletions it sees arrive instead."""
+    objects = await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
+    return await purge_chunks(js, [str(o.meta.get("nuid") or "") for o in objects if o.meta.get("deleted")], done)

@@ -42,7 +42,7 @@ from replicator import metrics, names, promotions, signing
 from replicator.domain_kv import key_value
 from replicator.errors import ReplicatorError, TransferError, VerificationError
 from replicator.fetch import DiskFull, fetch_version
-from replicator.mirrors import ensure_mirrors, purge_deleted
+from replicator.mirrors import ensure_mirrors, purge_chunks, purge_deleted
 from replicator.nats_io import connect
 from replicator.region_dir import RegionDir
 
@@ -81,7 +81,8 @@ class Replicator:
         self._fetches: dict[str, asyncio.Future[None]] = {}  # version -> its download in progress
         self._published: list[str] = []  # versions seen published since start, not yet on disk
         self._purged: set[str] = set()  # nuids of deleted objects purged from the mirror
-        self._purge = True  # a sweep of the mirror for deleted objects is due
+        self._sweep = True  # a sweep of the mirror for deleted objects is due (at start)
+        self._deleted: list[str] = []  # nuids of objects seen deleted since, to purge from the mirror
         self._gone: set[str] = set()  # versions whose manifest the hub deleted: staging to drop
 
     async def _on_reconnect(self) -> None:
@@ -116,13 +117,8 @@ class Replicator:
                         await self._subscribe(js)
                     await self.reconcile(js)
                     self.reconciled.set()
-                    if self.mirrored and self._purge:
-                        self._purge = False  # a deletion arriving during the sweep sets it again
-                        try:
-                            await purge_deleted(js, self._purged)
-                        except BaseException:
-                            self._purge = True
-                            raise
+                    if self.mirrored:
+                        await self._purge_mirror(js)
                     self._drop_gone()
                     await self.report_nodes(hub_js)
                 except (TransferError, nats.errors.Error, TimeoutError) as e:
@@ -184,7 +180,7 @@ class Replicator:
             return
         version, _, file = str(info.get("name", "")).partition("/")
         if info.get("deleted"):
-            self._purge = True
+            self._deleted.append(str(info.get("nuid") or ""))
             if file == names.MANIFEST_OBJECT and assign.valid_version(version):
                 self._published = [v for v in self._published if v != version]
                 self._gone.add(version)
@@ -262,6 +258,19 @@ class Replicator:
             if version not in self._fetches:
                 log.info("region %s: prefetching %s", self.config.region, version)
                 self._start_fetch(js, version).add_done_callback(self._prefetch_done)
+
+    async def _purge_mirror(self, js: JetStreamContext) -> None:
+        """Purge what the hub deleted from the leaf's mirror: a sweep at start, then the deletions seen."""
+        if self._sweep:
+            await purge_deleted(js, self._purged)
+            self._sweep = False
+        while self._deleted:
+            nuids, self._deleted = self._deleted, []
+            try:
+                await purge_chunks(js, nuids, self._purged)
+            except BaseException:
+                self._deleted = nuids + self._deleted  # retried at the next wake-up
+                raise
 
     def _drop_gone(self) -> None:
         """Remove the partial downloads of versions the hub deleted (once no download of them runs)."""

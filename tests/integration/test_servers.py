@@ -11,6 +11,7 @@ import nats
 import pytest
 import redis
 
+from node.local_servers import NATS_GOMEMLIMIT
 from tests.servers import NatsServer, RedisServer, ServerError, find_nats_server
 
 
@@ -135,3 +136,29 @@ def test_nats_runs_at_the_niceness_asked_for(tmp_path: Path) -> None:
 def test_a_niceness_out_of_range_is_refused(tmp_path: Path, niceness: int) -> None:
     with pytest.raises(ServerError, match=r"niceness must be in \[0, 19\], got"):
         NatsServer(find_nats_server(), tmp_path, niceness=niceness)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.parametrize(("ours", "expected"), [(None, NATS_GOMEMLIMIT), ("300MiB", "300MiB")])
+def test_nats_runs_with_a_go_memory_limit_unless_one_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ours: str | None, expected: str
+) -> None:
+    if ours is None:
+        monkeypatch.delenv("GOMEMLIMIT", raising=False)
+    else:
+        monkeypatch.setenv("GOMEMLIMIT", ours)
+    server = NatsServer(find_nats_server(), tmp_path)
+    server.start()
+    try:
+        assert server._proc is not None
+        assert _environ(server._proc.pid)["GOMEMLIMIT"] == expected
+        asyncio.run(_create_stream(server.url, _unique("MEM")))  # it serves JetStream under the limit
+        peak = server.peak_rss_mb()
+        assert peak is not None and 1.0 < peak < 4096.0, peak
+    finally:
+        server.stop()
+    assert server.peak_rss_mb() is None

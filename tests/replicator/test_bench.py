@@ -58,6 +58,10 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
     store = out["bundle_store_mb"]
     assert set(store) == {"hub", "eu-west", "us-east"} and store["eu-west"] == store["us-east"] == store["hub"]
     assert store["hub"] == pytest.approx(3 * out["bundle_mb"], rel=0.02)
+    peaks = out["peak_rss_mb"]
+    assert set(peaks) == {"nats-hub", "nats-eu-west", "nats-us-east", "replicate-eu-west", "replicate-us-east",
+                          "node-eu-west", "node-us-east"}  # fmt: skip
+    assert all(m is not None and m > 1.0 for m in peaks.values()), peaks
     # Rolled back from the last swap's version to the one before it, in both regions.
     assert out["rollback_window"]["errors"] == 0
     assert np.isfinite(out["rollback_s"])

@@ -6,6 +6,7 @@ nats-server processes (a hub and two region leaves).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -163,6 +164,10 @@ def test_prune_deletes_unused_versions_on_the_hub_and_in_both_mirrors(
         staging = reps["eu-west"].replicator.region.staging(b)
         staging.mkdir()  # as a download of b cut short would leave it
         (staging / "index.usearch").write_bytes(b"partial")
+        # us-east's replicator is away while the hub deletes: it sweeps its mirror when it starts again.
+        us_east = reps["us-east"]
+        us_east.stop()
+        assert us_east.error is None, us_east.error
 
         assert main(["prune", "--keep", "1", "--dry-run", "--nats-url", hub]) == 0
         out = capsys.readouterr().out
@@ -180,7 +185,9 @@ def test_prune_deletes_unused_versions_on_the_hub_and_in_both_mirrors(
         assert metas and all(m.get("deleted") for m in metas)
         assert live_chunks(hub, b_nuids) == []
         assert stream_bytes(hub, None) <= before["hub"] - b_bytes
-        for region, leaf in cluster.leaves.items():  # the purge does not reach a mirror: its replicator does it
+        assert live_chunks(url(cluster.leaves["us-east"]), b_nuids) == b_nuids  # the purge does not reach a mirror
+        reps["us-east"] = ReplicatorThread(dataclasses.replace(us_east.replicator.config)).start()
+        for region, leaf in cluster.leaves.items():  # each region's replicator purges its mirror
             wait_for(partial(no_chunks, url(leaf), b_nuids), what=f"{region}'s mirror purged")
             assert stream_bytes(url(leaf), None) <= before[region] - b_bytes
         wait_for(lambda: not staging.exists(), what="the partial download of a deleted version dropped")
