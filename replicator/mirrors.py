@@ -10,8 +10,10 @@ A mirror copies what the hub stores, not what it deletes: deleting an object
 on the hub writes a "deleted" meta document (which the mirror copies) and
 purges the object's chunks (which the mirror does not see). So a region's
 replicator purges, from its mirror, the chunks of every object the hub has
-deleted (:func:`purge_deleted`); without it a leaf's store would fill with
-versions the hub pruned long ago (:mod:`replicator.retention`).
+deleted (:func:`sweep`, :func:`purge_chunks`); without it a leaf's store would
+fill with versions the hub pruned long ago (:mod:`replicator.retention`). An
+object stored again under its name (new content, new nuid) leaves its old
+chunks behind in the same way, and they are purged alike.
 """
 
 from __future__ import annotations
@@ -68,9 +70,11 @@ async def purge_chunks(js: JetStreamContext, nuids: list[str], done: set[str]) -
     return purged
 
 
-async def purge_deleted(js: JetStreamContext, done: set[str]) -> int:
-    """:func:`purge_chunks` of every object whose meta document in the mirror says it was deleted: the sweep a
-    replicator makes when it starts (it may have missed deletions while it was away). It reads every
-    object's meta document, so while running the replicator purges the deletions it sees arrive instead."""
+async def sweep(js: JetStreamContext, done: set[str]) -> dict[str, str]:
+    """:func:`purge_chunks` of every object whose meta document in the mirror says it was deleted: what a
+    replicator does when it starts (it may have missed deletions while it was away). Returns the live
+    objects' nuids by name. It reads every object's meta document, so while running the replicator purges
+    the deletions and replacements it sees arrive instead."""
     objects = await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
-    return await purge_chunks(js, [str(o.meta.get("nuid") or "") for o in objects if o.meta.get("deleted")], done)
+    await purge_chunks(js, [str(o.meta.get("nuid") or "") for o in objects if o.meta.get("deleted")], done)
+    return {str(o.meta.get("name")): str(o.meta.get("nuid") or "") for o in objects if not o.meta.get("deleted")}

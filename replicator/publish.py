@@ -67,7 +67,7 @@ def _ignore(_: int) -> None:
     return None
 
 
-def _holding(decisions: list[retention.Decision], version: str, keep: int) -> str:
+def _holding(decisions: list[retention.Decision], version: str) -> str:
     """What fills the hub's store, and what would make room: for a publish that found it full."""
     others = [d for d in decisions if d.version != version]
     held = f"the hub holds {len(others)} other versions ({sum(d.bytes for d in others) / 1e9:.2f} GB)"
@@ -125,7 +125,7 @@ async def publish(
             await put_file(js, names.object_name(version, MANIFEST), manifest_path, sha256_file(manifest_path), _ignore)
     except StoreFull as e:
         held = await retention.prune(js, max(keep - 1, 0), True, incomplete_after_s, protect)
-        raise StoreFull(f"{e}; {_holding(held, version, keep)}") from e
+        raise StoreFull(f"{e}; {_holding(held, version)}") from e
     announcement = {
         "version": version,
         "parent": manifest.get("parent"),

@@ -19,7 +19,7 @@ rollback) never waits for a prefetch.
 On a leaf, the replicator also keeps its mirror of the hub's bundle store as
 small as the hub's: when the hub deletes a version (:mod:`replicator.retention`),
 it purges that version's chunks from the mirror and drops any partial download
-of it (:func:`replicator.mirrors.purge_deleted`).
+of it (:mod:`replicator.mirrors`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from replicator import metrics, names, promotions, signing
 from replicator.domain_kv import key_value
 from replicator.errors import ReplicatorError, TransferError, VerificationError
 from replicator.fetch import DiskFull, fetch_version
-from replicator.mirrors import ensure_mirrors, purge_chunks, purge_deleted
+from replicator.mirrors import ensure_mirrors, purge_chunks, sweep
 from replicator.nats_io import connect
 from replicator.region_dir import RegionDir
 
@@ -82,7 +82,8 @@ class Replicator:
         self._published: list[str] = []  # versions seen published since start, not yet on disk
         self._purged: set[str] = set()  # nuids of deleted objects purged from the mirror
         self._sweep = True  # a sweep of the mirror for deleted objects is due (at start)
-        self._deleted: list[str] = []  # nuids of objects seen deleted since, to purge from the mirror
+        self._deleted: list[str] = []  # nuids of objects deleted or replaced since, to purge from the mirror
+        self._nuids: dict[str, str] = {}  # object name -> the nuid of its chunks, for the objects seen
         self._gone: set[str] = set()  # versions whose manifest the hub deleted: staging to drop
 
     async def _on_reconnect(self) -> None:
@@ -179,8 +180,9 @@ class Replicator:
             log.warning("region %s: unreadable object meta on %s: %s", self.config.region, msg.subject, e)
             return
         version, _, file = str(info.get("name", "")).partition("/")
+        if self.mirrored:
+            self._track(str(info.get("name", "")), str(info.get("nuid") or ""), bool(info.get("deleted")))
         if info.get("deleted"):
-            self._deleted.append(str(info.get("nuid") or ""))
             if file == names.MANIFEST_OBJECT and assign.valid_version(version):
                 self._published = [v for v in self._published if v != version]
                 self._gone.add(version)
@@ -259,10 +261,23 @@ class Replicator:
                 log.info("region %s: prefetching %s", self.config.region, version)
                 self._start_fetch(js, version).add_done_callback(self._prefetch_done)
 
+    def _track(self, name: str, nuid: str, deleted: bool) -> None:
+        """Note what to purge from the mirror: a deleted object's chunks, and an object's old chunks when it was
+        stored again under its name (on the hub, the put purged them)."""
+        old = self._nuids.pop(name, None)
+        if deleted:
+            self._deleted.append(nuid)
+        else:
+            self._nuids[name] = nuid
+        if old and old != nuid:
+            self._deleted.append(old)
+        if self._deleted:
+            self._wake.set()
+
     async def _purge_mirror(self, js: JetStreamContext) -> None:
         """Purge what the hub deleted from the leaf's mirror: a sweep at start, then the deletions seen."""
         if self._sweep:
-            await purge_deleted(js, self._purged)
+            self._nuids = {**await sweep(js, self._purged), **self._nuids}  # what arrived meanwhile is newer
             self._sweep = False
         while self._deleted:
             nuids, self._deleted = self._deleted, []

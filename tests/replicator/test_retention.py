@@ -20,11 +20,12 @@ from nats.js.errors import NotFoundError
 from node.cli import main
 from replicator import gates, names, retention, signing
 from replicator.errors import StoreFull
-from replicator.nats_io import StoredObject, list_objects
+from replicator.nats_io import StoredObject, list_objects, put_file
 from replicator.publish import publish
 from replicator.replicate import ReplicatorConfig
 from tests.replicator.cluster import Cluster, start_cluster, url
 from tests.replicator.harness import ReplicatorThread, hub_call, promote, publish_bundle, release, wait_for
+from trainer.bundle import sha256_file
 
 T0 = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
 
@@ -125,6 +126,14 @@ def has_all(rep: ReplicatorThread, versions: tuple[str, ...]) -> bool:
     return all(rep.replicator.region.has(v) for v in versions)
 
 
+def put_scratch(server_url: str, tmp: Path, data: bytes) -> str:
+    """Store ``data`` as the object ``scratch/blob`` on the hub (not a bundle: no region fetches it); its nuid."""
+    path = tmp / "blob"
+    path.write_bytes(data)
+    assert hub_call(server_url, lambda js: put_file(js, "scratch/blob", path, sha256_file(path), lambda _: None))
+    return str(next(o["nuid"] for o in version_objects(server_url, "scratch")))
+
+
 def version_objects(server_url: str, version: str) -> list[dict[str, Any]]:
     async def go(js: Any) -> list[StoredObject]:
         return await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
@@ -197,6 +206,13 @@ def test_prune_deletes_unused_versions_on_the_hub_and_in_both_mirrors(
             ]
         assert main(["prune", "--keep", "1", "--nats-url", hub]) == 0
         assert "deleted 0 of 3 versions" in capsys.readouterr().out
+
+        # An object stored again under its name: the hub's put purges its old chunks, each mirror's replicator too.
+        nuids = [put_scratch(hub, tmp_path_factory.mktemp("scratch"), bytes([k]) * 300_000) for k in (1, 2)]
+        for region, leaf in cluster.leaves.items():
+            wait_for(partial(no_chunks, url(leaf), nuids[:1]), what=f"{region}'s mirror purged the old chunks")
+            assert live_chunks(url(leaf), nuids) == nuids[1:]
+        assert live_chunks(hub, nuids) == nuids[1:]
     finally:
         for rep in reps.values():
             rep.stop()
