@@ -123,8 +123,10 @@ class Settings:
         cls,
         overrides: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
+        flags: Mapping[str, str] | None = None,
     ) -> Settings:
-        """Build the settings from flags (``overrides``, None values ignored), env, defaults."""
+        """Build the settings from flags (``overrides``, None values ignored), env, defaults. ``flags``: the
+        command line's flag for a field, where it is not ``--<field-name>`` (errors name it)."""
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         env = os.environ if env is None else env
         unknown = set(overrides) - {f.name for f in fields(cls)}
@@ -135,7 +137,7 @@ class Settings:
         for f in fields(cls):
             var = ENV_PREFIX + f.name.upper()
             if f.name in overrides:
-                sources[f.name] = f"--{f.name.replace('_', '-')}"
+                sources[f.name] = (flags or {}).get(f.name, f"--{f.name.replace('_', '-')}")
                 values[f.name] = _parse(sources[f.name], f.type, overrides[f.name])
             elif var in env:
                 sources[f.name] = var

@@ -38,7 +38,8 @@ def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
 
 
 def settings(args: argparse.Namespace) -> Settings:
-    return Settings.load({name: getattr(args, name, None) for name in FLAGS})
+    values = {name: getattr(args, name, None) for name in FLAGS}
+    return Settings.load(values, flags={name: flag for name, (flag, _) in FLAGS.items()})
 
 
 def run(coro: Callable[[], Awaitable[T]]) -> T:

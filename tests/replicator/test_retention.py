@@ -263,3 +263,18 @@ def test_a_full_store_is_one_clear_line_and_publish_makes_room(
     with pytest.raises(StoreFull, match=rf"all kept: {d[1]} \(champion of eu-west\), {d[0]} \(previous of eu-west\)"):
         hub_call(hub, lambda js: publish(js, releases[0], k, gates.GateConfig(), progress=False, keep=2))
     assert all(not o.get("deleted") for v in d for o in version_objects(hub, v))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prune", "--keep", "-1"], "--keep: must not be negative, got -1"),
+        (["prune", "--incomplete-after", "-5"], "--incomplete-after: must not be negative, got -5.0"),
+        (["publish", "/nonexistent", "--keep", "x"], "--keep: not an integer: 'x'"),
+    ],
+)
+def test_bad_retention_flags_are_one_line_naming_the_flag(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, "--nats-url", "nats://127.0.0.1:1"]) == 2  # refused before any connection
+    assert capsys.readouterr().err.splitlines() == [f"edgerank: error: {message}"]
