@@ -108,15 +108,21 @@ def find_nats_server() -> Path:
 NATS_GOMEMLIMIT = "1GiB"
 
 
-def proc_peak_rss_mb(pid: int) -> float | None:
-    """``VmHWM`` of a process, MB; None if it is gone."""
+def proc_status_kb(pid: int, field: str) -> int | None:
+    """A kB field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``, ...); None if the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
     except (OSError, ValueError):
         return None
     return None
+
+
+def proc_peak_rss_mb(pid: int) -> float | None:
+    """``VmHWM`` of a process, MB; None if it is gone."""
+    kb = proc_status_kb(pid, "VmHWM")
+    return None if kb is None else round(kb / 1024, 1)
 
 
 class Server:

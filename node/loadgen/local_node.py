@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from node.local_servers import free_port
+from node.local_servers import free_port, proc_status_kb
 
 READY = re.compile(r"edgerank: serving (.+) on (\S+:\d+)")
 START_TIMEOUT_S = 600.0
@@ -151,13 +151,9 @@ class LocalNode:
         """Resident memory of each of the node's processes, MiB."""
         out = {}
         for pid in self.pids:
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except FileNotFoundError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    out[pid] = int(line.split()[1]) // 1024
+            kb = proc_status_kb(pid, "VmRSS")
+            if kb is not None:
+                out[pid] = kb // 1024
         return out
 
     def cpu_s(self) -> float:
