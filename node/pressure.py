@@ -5,21 +5,38 @@ The ``some`` line's ``total`` counts the microseconds during which at least one 
 stalled: waiting for memory (reclaim, compaction, a page under migration, a refault) or, for ``cpu``,
 runnable but not running. A window whose tail is a memory stall of the whole machine says more about the
 machine than about the code under test (BENCHMARKS.md, replication, session (11)).
+
+Beside them, ``steal``: the ms the hypervisor gave this virtual machine's CPUs to another guest while they
+had work (``/proc/stat``, summed over the CPUs, in clock ticks of 10 ms): a stall no process here caused.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 import time
 from pathlib import Path
 
 PRESSURE = Path("/proc/pressure")
+STAT = Path("/proc/stat")
 RESOURCES = ("memory", "cpu")
 
 
-def read_totals(root: Path = PRESSURE) -> dict[str, float] | None:
-    """Each resource's ``some`` total in ms; None where the kernel keeps no PSI (or not for every resource)."""
+def read_steal_ms(stat: Path = STAT) -> float | None:
+    """The machine's CPU time stolen by the hypervisor since boot, ms over all CPUs; None where not kept."""
+    try:
+        fields = stat.read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    return int(fields[8]) * 1e3 / os.sysconf("SC_CLK_TCK")
+
+
+def read_totals(root: Path = PRESSURE, stat: Path = STAT) -> dict[str, float] | None:
+    """Each resource's ``some`` total in ms, and ``steal`` where ``stat`` has it; None where the kernel keeps
+    no PSI (or not for every resource)."""
     out: dict[str, float] = {}
     for resource in RESOURCES:
         try:
@@ -31,29 +48,34 @@ def read_totals(root: Path = PRESSURE) -> dict[str, float] | None:
             if kind == "some":
                 values = dict(f.split("=", 1) for f in fields)
                 out[resource] = int(values["total"]) / 1e3
-    return out if len(out) == len(RESOURCES) else None
+    if len(out) != len(RESOURCES):
+        return None
+    steal = read_steal_ms(stat)
+    if steal is not None:
+        out["steal"] = steal
+    return out
 
 
 class PressureLog:
     """The totals sampled every ``interval_s`` by a thread, for :meth:`stall_ms` over any window between
     :meth:`start` and :meth:`stop`."""
 
-    def __init__(self, interval_s: float = 0.05, root: Path = PRESSURE):
-        self.interval_s, self.root = interval_s, root
+    def __init__(self, interval_s: float = 0.05, root: Path = PRESSURE, stat: Path = STAT):
+        self.interval_s, self.root, self.stat = interval_s, root, stat
         self._times: list[float] = []
         self._totals: list[dict[str, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> PressureLog:
-        if read_totals(self.root) is not None:
+        if read_totals(self.root, self.stat) is not None:
             self._sample()
             self._thread = threading.Thread(target=self._run, name="pressure-log", daemon=True)
             self._thread.start()
         return self
 
     def _sample(self) -> None:
-        totals = read_totals(self.root)
+        totals = read_totals(self.root, self.stat)
         if totals is not None:
             self._totals.append(totals)
             self._times.append(time.monotonic())  # appended last: a reader sees whole samples only
@@ -72,11 +94,12 @@ class PressureLog:
             self._sample()
 
     def stall_ms(self, t0: float, t1: float) -> dict[str, float] | None:
-        """Stall ms per resource from the last sample at or before ``t0`` to the first at or after ``t1``
-        (monotonic times; the window widened by up to one interval each side); None without samples around it."""
+        """Stall ms per resource (and ``steal``, where kept) from the last sample at or before ``t0`` to the
+        first at or after ``t1`` (monotonic times; the window widened by up to one interval each side); None
+        without samples around it."""
         times = self._times[:]
         i, j = bisect.bisect_right(times, t0) - 1, bisect.bisect_left(times, t1)
         if i < 0 or j >= len(times):
             return None
         a, b = self._totals[i], self._totals[j]
-        return {r: round(b[r] - a[r], 1) for r in RESOURCES}
+        return {r: round(b[r] - a[r], 1) for r in a if r in b}

@@ -13,7 +13,9 @@ replicator purges, from its mirror, the chunks of every object the hub has
 deleted (:func:`sweep`, :func:`purge_chunks`); without it a leaf's store would
 fill with versions the hub pruned long ago (:mod:`replicator.retention`). An
 object stored again under its name (new content, new nuid) leaves its old
-chunks behind in the same way, and they are purged alike.
+chunks behind in the same way, and they are purged alike. What a replicator missed while it was down
+(a replacement's old nuid is gone with the meta document the rollup dropped) and what a killed upload
+left are found by their subjects instead (:mod:`replicator.orphans`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ import logging
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from replicator import names
+from replicator import names, orphans
 from replicator.nats_io import list_objects
+from replicator.retention import INCOMPLETE_AFTER_S
 
 log = logging.getLogger(__name__)
 
 MIRRORED = (names.PROMOTIONS_STREAM, names.BUNDLES_STREAM)
+# Chunks no object names are purged from the mirror once this old: an upload in progress on the hub writes
+# its meta document last, and one that failed is given up on by the hub's retention after as long.
+ORPHANS_AFTER_S = INCOMPLETE_AFTER_S
 
 
 async def ensure_mirrors(js: JetStreamContext, hub_domain: str) -> bool:
@@ -70,11 +76,14 @@ async def purge_chunks(js: JetStreamContext, nuids: list[str], done: set[str]) -
     return purged
 
 
-async def sweep(js: JetStreamContext, done: set[str]) -> dict[str, str]:
-    """:func:`purge_chunks` of every object whose meta document in the mirror says it was deleted: what a
-    replicator does when it starts (it may have missed deletions while it was away). Returns the live
-    objects' nuids by name. It reads every object's meta document, so while running the replicator purges
-    the deletions and replacements it sees arrive instead."""
+async def sweep(js: JetStreamContext, done: set[str], orphans_after_s: float = ORPHANS_AFTER_S) -> dict[str, str]:
+    """:func:`purge_chunks` of every object whose meta document in the mirror says it was deleted, then of
+    the chunks no object names that are at least ``orphans_after_s`` old (:mod:`replicator.orphans`): what
+    a replicator does when it starts, and now and then while it runs (it may have missed deletions and
+    replacements while it was away). Returns the live objects' nuids by name. It reads every object's
+    meta document, so between sweeps the replicator purges the deletions and replacements it sees arrive."""
     objects = await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
     await purge_chunks(js, [str(o.meta.get("nuid") or "") for o in objects if o.meta.get("deleted")], done)
+    stray = await orphans.find(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, objects, orphans_after_s)
+    await orphans.purge(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, [o for o in stray if o.nuid not in done])
     return {str(o.meta.get("name")): str(o.meta.get("nuid") or "") for o in objects if not o.meta.get("deleted")}

@@ -70,7 +70,12 @@ def _ignore(_: int) -> None:
 def _holding(decisions: list[retention.Decision], version: str) -> str:
     """What fills the hub's store, and what would make room: for a publish that found it full."""
     others = [d for d in decisions if d.version != version]
-    held = f"the hub holds {len(others)} other versions ({sum(d.bytes for d in others) / 1e9:.2f} GB)"
+    stray = sum(1 for d in others if d.orphan)
+    held = (
+        f"the hub holds {len(others) - stray} other versions"
+        + (f" and {stray} runs of chunks no object names" if stray else "")
+        + f" ({sum(d.bytes for d in others) / 1e9:.2f} GB)"
+    )
     unused = [d for d in others if not d.keep]
     if unused:
         return (

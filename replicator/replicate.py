@@ -42,7 +42,7 @@ from replicator import metrics, names, promotions, signing
 from replicator.domain_kv import key_value
 from replicator.errors import ReplicatorError, TransferError, VerificationError
 from replicator.fetch import DiskFull, fetch_version
-from replicator.mirrors import ensure_mirrors, purge_chunks, sweep
+from replicator.mirrors import ORPHANS_AFTER_S, ensure_mirrors, purge_chunks, sweep
 from replicator.nats_io import connect
 from replicator.region_dir import RegionDir
 
@@ -62,6 +62,8 @@ class ReplicatorConfig:
     progress: bool = False
     prefetch: bool = True
     write: Callable[[Any, bytes], None] | None = None  # test hook for disk faults
+    sweep_s: float = 600.0  # how often the mirror is swept for chunks no object names (and at start)
+    orphans_after_s: float = ORPHANS_AFTER_S  # how old such chunks must be to go (younger: an upload in progress)
 
 
 class Replicator:
@@ -81,7 +83,7 @@ class Replicator:
         self._fetches: dict[str, asyncio.Future[None]] = {}  # version -> its download in progress
         self._published: list[str] = []  # versions seen published since start, not yet on disk
         self._purged: set[str] = set()  # nuids of deleted objects purged from the mirror
-        self._sweep = True  # a sweep of the mirror for deleted objects is due (at start)
+        self._swept_at: float | None = None  # monotonic time of the last sweep of the mirror (None: due, at start)
         self._deleted: list[str] = []  # nuids of objects deleted or replaced since, to purge from the mirror
         self._nuids: dict[str, str] = {}  # object name -> the nuid of its chunks, for the objects seen
         self._gone: set[str] = set()  # versions whose manifest the hub deleted: staging to drop
@@ -275,10 +277,13 @@ class Replicator:
             self._wake.set()
 
     async def _purge_mirror(self, js: JetStreamContext) -> None:
-        """Purge what the hub deleted from the leaf's mirror: a sweep at start, then the deletions seen."""
-        if self._sweep:
-            self._nuids = {**await sweep(js, self._purged), **self._nuids}  # what arrived meanwhile is newer
-            self._sweep = False
+        """Purge what the hub deleted from the leaf's mirror: a sweep at start and every ``sweep_s``, and the
+        deletions seen as they arrive."""
+        c = self.config
+        if self._swept_at is None or time.monotonic() - self._swept_at >= c.sweep_s:
+            live = await sweep(js, self._purged, c.orphans_after_s)
+            self._nuids = {**live, **self._nuids}  # what arrived meanwhile is newer
+            self._swept_at = time.monotonic()
         while self._deleted:
             nuids, self._deleted = self._deleted, []
             try:

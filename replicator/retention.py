@@ -10,9 +10,11 @@ a whole bundle, so published versions must go once nothing needs them. A version
   publish may be running. An older incomplete upload is a publish that failed; it goes.
 
 Everything else is deleted, its manifest first, so that no region takes it for a whole version while it
-goes. The regions' mirrors follow (:func:`replicator.mirrors.purge_deleted`): a purge on the hub does not
-reach a mirror. A promotion racing a prune is re-checked before each deletion, so a version promoted after
-the plan was made stays; operators promote recent versions, which ``keep`` covers anyway.
+goes. So are runs of chunks that no object names (an upload killed mid-file: :mod:`replicator.orphans`)
+once they are as old as a failed publish's. The regions' mirrors follow (:mod:`replicator.mirrors`): a
+purge on the hub does not reach a mirror, so each region's replicator purges its own. A promotion racing
+a prune is re-checked before each deletion, so a version promoted after the plan was made stays;
+operators promote recent versions, which ``keep`` covers anyway.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from replicator import names, promotions
+from replicator import names, orphans, promotions
 from replicator.nats_io import StoredObject, list_objects
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Decision:
     bytes: int
     complete: bool
     written_at: dt.datetime
+    orphan: bool = False  # not a version: chunks no object names (``version`` is "chunks <nuid>")
 
 
 def stored_versions(objects: Iterable[StoredObject]) -> dict[str, StoredVersion]:
@@ -127,12 +130,23 @@ async def prune(
     protect: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
 ) -> list[Decision]:
-    """Apply :func:`plan` to the hub's bundle store (``js``: a context for the hub's domain)."""
-    versions = stored_versions(await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET))
+    """Apply :func:`plan` to the hub's bundle store (``js``: a context for the hub's domain), and purge the
+    chunks no object names that are older than ``incomplete_after_s`` (listed after the versions)."""
+    objects = await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
+    versions = stored_versions(objects)
     now = now or dt.datetime.now(dt.UTC)
     decisions = plan(versions, await referenced(js), keep, now, incomplete_after_s, protect)
-    if dry_run or all(d.keep for d in decisions):
-        return decisions
+    stray = await orphans.find(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, objects, incomplete_after_s, now)
+    leftovers = [
+        Decision(f"chunks {o.nuid}", False, f"{o.chunks} chunks no object names (an upload killed mid-file), last "
+                 f"written {(now - o.written_at).total_seconds():.0f} s ago", o.bytes, False, o.written_at, orphan=True)
+        for o in stray
+    ]  # fmt: skip
+    if dry_run:
+        return decisions + leftovers
+    await orphans.purge(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, stray)
+    if all(d.keep for d in decisions):
+        return decisions + leftovers
     store = await js.object_store(names.BUNDLES_BUCKET)
     out = []
     for d in decisions:
@@ -148,4 +162,4 @@ async def prune(
                     log.debug("%s: already deleted", name)
             log.info("pruned %s (%.1f MB): %s", d.version, d.bytes / 1e6, d.why)
         out.append(d)
-    return out
+    return out + leftovers

@@ -62,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{d.version:<32} {d.bytes / 1e6:>9.1f}  {stored:<19}  {state:<6}  {d.why}")
     verb = "would delete" if args.dry_run else "deleted"
     kept = sum(d.bytes for d in decisions if d.keep)
+    versions = [d for d in decisions if not d.orphan]
+    stray = len(decisions) - len(versions)
     print(
-        f"edgerank: prune: {verb} {len(gone)} of {len(decisions)} versions ({freed / 1e6:.1f} MB); "
-        f"{kept / 1e6:.1f} MB kept (* an incomplete upload)"
+        f"edgerank: prune: {verb} {sum(1 for d in versions if not d.keep)} of {len(versions)} versions"
+        + (f" and {stray} runs of chunks no object names" if stray else "")
+        + f" ({freed / 1e6:.1f} MB); {kept / 1e6:.1f} MB kept (* an incomplete upload)"
     )
     return 0

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if result.pruned:
             print(
-                f"edgerank: pruned {len(result.pruned)} version{'s' if len(result.pruned) > 1 else ''} no region "
-                f"uses ({result.pruned_bytes / 1e6:.1f} MB): " + ", ".join(result.pruned)
+                f"edgerank: pruned from the hub what no region uses ({result.pruned_bytes / 1e6:.1f} MB): "
+                + ", ".join(result.pruned)
             )
     return 0

@@ -20,7 +20,8 @@ from nats.js.errors import NotFoundError
 from node.cli import main
 from replicator import gates, names, retention, signing
 from replicator.errors import StoreFull
-from replicator.nats_io import StoredObject, list_objects, put_file
+from replicator.mirrors import ensure_mirrors
+from replicator.nats_io import StoredObject, ensure_hub, list_objects, put_file
 from replicator.publish import publish
 from replicator.replicate import ReplicatorConfig
 from tests.replicator.cluster import Cluster, start_cluster, url
@@ -102,6 +103,13 @@ def stream_bytes(server_url: str, domain: str | None) -> int:
     return int(hub_call(server_url, go, domain=domain))
 
 
+def last_seq(server_url: str, domain: str | None) -> int:
+    async def go(js: Any) -> int:
+        return int((await js.stream_info(names.BUNDLES_STREAM)).state.last_seq)
+
+    return int(hub_call(server_url, go, domain=domain))
+
+
 def live_chunks(server_url: str, nuids: list[str]) -> list[str]:
     """The nuids among ``nuids`` that still have chunks in the bundle stream (origin or mirror) at ``server_url``."""
 
@@ -126,12 +134,17 @@ def has_all(rep: ReplicatorThread, versions: tuple[str, ...]) -> bool:
     return all(rep.replicator.region.has(v) for v in versions)
 
 
-def put_scratch(server_url: str, tmp: Path, data: bytes) -> str:
-    """Store ``data`` as the object ``scratch/blob`` on the hub (not a bundle: no region fetches it); its nuid."""
+def put_scratch(server_url: str, tmp: Path, data: bytes, name: str = "scratch/blob") -> str:
+    """Store ``data`` as the object ``name`` on the hub (not a bundle: no region fetches it); its nuid. A name
+    without a "/" is no version's: retention leaves it alone."""
     path = tmp / "blob"
     path.write_bytes(data)
-    assert hub_call(server_url, lambda js: put_file(js, "scratch/blob", path, sha256_file(path), lambda _: None))
-    return str(next(o["nuid"] for o in version_objects(server_url, "scratch")))
+    assert hub_call(server_url, lambda js: put_file(js, name, path, sha256_file(path), lambda _: None))
+
+    async def go(js: Any) -> list[StoredObject]:
+        return await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
+
+    return str(next(o.meta["nuid"] for o in hub_call(server_url, go, domain=None) if o.meta["name"] == name))
 
 
 def version_objects(server_url: str, version: str) -> list[dict[str, Any]]:
@@ -219,6 +232,77 @@ def test_prune_deletes_unused_versions_on_the_hub_and_in_both_mirrors(
             assert rep.error is None, rep.error
 
 
+def killed_upload(server_url: str, chunks: int) -> str:
+    """Chunks on the hub with no meta document, as an upload killed mid-file leaves them (full chunks, the
+    last one short); their nuid."""
+    nuid = f"KILLED{chunks}UPLOAD{dt.datetime.now(dt.UTC):%H%M%S%f}"
+
+    async def go(js: Any) -> None:
+        for k in range(chunks):
+            size = names.CHUNK_SIZE if k < chunks - 1 else 1000
+            await js.publish(names.chunk_subject(names.BUNDLES_BUCKET, nuid), bytes([k]) * size)
+
+    hub_call(server_url, go)
+    return nuid
+
+
+def test_chunks_no_object_names_go_from_the_hub_and_the_mirrors_once_old(
+    cluster: Cluster,
+    keys: tuple[Path, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hub, leaf = url(cluster.hub), url(cluster.leaves["eu-west"])
+    hub_call(hub, ensure_hub)  # run alone, no test before it has published or started a replicator
+    hub_call(leaf, lambda js: ensure_mirrors(js, "hub"), domain=None)
+    killed = killed_upload(hub, 3)
+    first = put_scratch(hub, tmp_path_factory.mktemp("o1"), b"\x07" * 200_000, name="loose")
+    wait_for(lambda: live_chunks(leaf, [killed, first]) == [killed, first], what="the mirror copied both")
+    # Stored again while eu-west's replicator is down: the hub purges the old chunks, the mirror cannot
+    # see that, and the new meta document replaces the only one that named them.
+    second = put_scratch(hub, tmp_path_factory.mktemp("o2"), b"\x08" * 200_000, name="loose")
+    wait_for(lambda: live_chunks(leaf, [second]) == [second], what="the mirror copied the new object")
+    assert live_chunks(hub, [killed, first, second]) == [killed, second]
+
+    # Young chunks may be an upload in progress: they stay, on the hub and in the mirror.
+    assert main(["prune", "--keep", "5", "--json", "--nats-url", hub]) == 0
+    assert not any(d.startswith("chunks ") for d in json.loads(capsys.readouterr().out)["deleted"])
+    config = ReplicatorConfig(leaf, "eu-west", tmp_path_factory.mktemp("eu-orphans"), keys[1], retry_s=0.2)
+    rep = ReplicatorThread(config).start()
+    try:
+        wait_for(lambda: rep.replicator._swept_at is not None, what="the start-up sweep")
+    finally:
+        rep.stop()
+    assert rep.error is None, rep.error
+    assert live_chunks(leaf, [killed, first, second]) == [killed, first, second]
+
+    # Old enough: the hub's prune purges the killed upload and says so; the mirror's sweep purges both.
+    assert main(["prune", "--keep", "5", "--incomplete-after", "0", "--dry-run", "--nats-url", hub]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(f"chunks {killed}"))
+    mb = (2 * names.CHUNK_SIZE + 1000) / 1e6
+    assert "delete*" in row and "3 chunks no object names" in row and f" {mb:.1f} " in row, row
+    assert "and 1 runs of chunks no object names" in out, out
+    assert live_chunks(hub, [killed]) == [killed]  # a dry run purges nothing
+    assert main(["prune", "--keep", "5", "--incomplete-after", "0", "--json", "--nats-url", hub]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert f"chunks {killed}" in doc["deleted"], doc
+    assert [d["bytes"] for d in doc["versions"] if d["orphan"]] == [2 * names.CHUNK_SIZE + 1000], doc
+    assert live_chunks(hub, [killed, second]) == [second]
+    rep = ReplicatorThread(dataclasses.replace(config, orphans_after_s=0.0, sweep_s=0.5)).start()
+    try:
+        wait_for(lambda: live_chunks(leaf, [killed, first]) == [], what="the mirror's sweep purged both")
+        # Swept again while running: chunks orphaned later go too, and the live object stays whole.
+        again = killed_upload(hub, 2)
+        last = last_seq(hub, "hub")  # a mirror keeps the origin's sequence numbers
+        wait_for(lambda: last_seq(leaf, None) >= last, what="the mirror copied the new killed upload")
+        wait_for(lambda: live_chunks(leaf, [again]) == [], what="a later sweep purged it")
+    finally:
+        rep.stop()
+    assert rep.error is None, rep.error
+    assert live_chunks(leaf, [second]) == [second] and live_chunks(hub, [second]) == [second]
+
+
 @pytest.fixture
 def small_cluster(tmp_path: Path) -> Iterator[Cluster]:
     c = start_cluster(tmp_path, regions=(), max_file_store="2700000")  # room for two releases of about 1.05 MB
@@ -255,7 +339,7 @@ def test_a_full_store_is_one_clear_line_and_publish_makes_room(
     # the CLI says what it pruned
     code = main(["publish", str(releases[3]), "--keep", "2", "--nats-url", hub, "--key", str(keys[0])])
     out = capsys.readouterr().out
-    assert code == 0 and "edgerank: pruned 1 version no region uses" in out and b in out, out
+    assert code == 0 and "edgerank: pruned from the hub what no region uses" in out and b in out, out
     d = result.version, json.loads((releases[3] / "manifest.json").read_text())["version"]
     # every version held is in use: the error says which, and nothing is deleted
     promote(hub, "eu-west", d[0])
