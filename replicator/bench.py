@@ -28,7 +28,19 @@ one or two of them, and the ratio of two such maxima swings by tens of percent
 from run to run. So the bench swaps ``swaps`` times (v2, v3, ... each published,
 prefetched and promoted in turn, each after its own steady window) and pools
 the windows; ``per_swap`` keeps each swap's own figures, and
-``live_in_all_regions_s`` is the slowest swap's.
+``live_in_all_regions_s`` is the slowest swap's. With ``versions`` below
+``swaps``, only that many new versions are published and the later swaps
+promote the versions again in turn (v1, v2, ... v1, ...): each of them then is
+neither the node's current nor its previous (kept loaded) version, so each swap
+is a whole load, verification and warm-up as for a new version, without a
+publish and download of 1.3 GB between them; that makes a run of 20 swaps
+take minutes, not a quarter of an hour.
+
+A P99.9 is set by the slowest 0.1% of a window, and a stall of the whole
+machine of 50-100 ms (the hypervisor's, or memory reclaim) holds up every
+request in flight. ``tail`` says, per pooled window, how many of the requests at
+or above its P99.9 had such a stall in flight (``STALL_MS`` or more of stolen
+CPU or of memory pressure over their span, or a send lag that long).
 
 Per region, the replicator's and the node's JSON logs give the breakdown
 (fetch and verify, assignment written, load and warm-up).
@@ -66,6 +78,7 @@ from trainer.bundle import MANIFEST, write_atomic
 log = logging.getLogger(__name__)
 
 PROBE_S = 0.01  # how often the bench reads the nodes' logs while it waits for a swap
+STALL_MS = 10.0  # a machine stall in a request's span: this much stolen CPU or memory pressure, or send lag
 # A new version's first seconds on each node, whose mean pipeline time is set against the steady window's.
 NEW_VERSION_S = 4.0
 
@@ -77,7 +90,8 @@ class ReplicationBench:
     rate: float = 100.0  # Rank requests per second, over both nodes
     steady_s: float = 10.0
     min_swap_window_s: float = 5.0
-    swaps: int = 3  # new versions promoted one after another; their windows are pooled
+    swaps: int = 3  # promotions one after another; their windows are pooled
+    versions: int | None = None  # new versions published (None: one per swap); fewer: the swaps cycle through them
     timeout_s: float = 600.0
     prefetch: bool = True  # the replicators fetch v2 when it is published, before its promotion
     nats_niceness: int = 0  # CPU niceness of the hub and the leaves
@@ -230,7 +244,7 @@ def _users(bundle_dir: Path, n: int = 200) -> list[str]:
 @dataclass(frozen=True)
 class _Swap:
     version: str
-    publish_s: float
+    publish_s: float | None  # None: a version published before, promoted again
     prefetched_s: float | None
     steady: tuple[float, float]  # monotonic window of the steady requests before it
     window: tuple[float, float]  # from the promotion write until both serve it (at least min_swap_window_s)
@@ -239,18 +253,24 @@ class _Swap:
     pruned: list[str]
 
 
-def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: Path, key: Any, v: Path) -> _Swap:
-    """A steady window, then publish ``v``, let the regions prefetch it, promote it in both, wait for both."""
+def _swap(
+    bench: ReplicationBench, cluster: Cluster, children: Children, work: Path, key: Any, v: Path, new: bool
+) -> _Swap:
+    """A steady window, then (``new``) publish ``v`` and let the regions prefetch it, promote it in both, wait
+    for both."""
     steady_t0 = time.monotonic()
     time.sleep(bench.steady_s)
     steady_t1 = time.monotonic()
     config = gates.GateConfig()
     t = time.monotonic()
-    published = _hub(cluster, lambda js: publish(js, v, key, config, progress=False, keep=bench.keep_published))
-    publish_s = time.monotonic() - t
-    prefetched_s = None
-    if bench.prefetch:  # the regions download it now; the promotion waits for what is left of that
-        prefetched_s = _wait_installed(children, work / "regions", v.name, bench.timeout_s) - (t + publish_s)
+    publish_s = prefetched_s = None
+    uploaded, pruned = 0, []
+    if new:
+        published = _hub(cluster, lambda js: publish(js, v, key, config, progress=False, keep=bench.keep_published))
+        publish_s = time.monotonic() - t
+        uploaded, pruned = published.uploaded_files, published.pruned
+        if bench.prefetch:  # the regions download it now; the promotion waits for what is left of that
+            prefetched_s = _wait_installed(children, work / "regions", v.name, bench.timeout_s) - (t + publish_s)
     time.sleep(1.0)  # publishing and prefetching are not part of either window
     written_wall, t0 = time.time(), time.monotonic()
     _write_all(cluster, lambda a: assign.promote(a, v.name))
@@ -265,8 +285,8 @@ def _swap(bench: ReplicationBench, cluster: Cluster, children: Children, work: P
         (steady_t0, steady_t1),
         (t0, swap_t1),
         _breakdown(children, v.name, written_wall),
-        published.uploaded_files,
-        published.pruned,
+        uploaded,
+        pruned,
     )
 
 
@@ -274,6 +294,29 @@ def _slow(x: Sample, t0: float) -> dict[str, Any]:
     pipeline = None if math.isnan(x.pipeline_ms) else round(x.pipeline_ms, 2)
     return {"at_s": round(x.intended - t0, 3), "ms": round(x.latency_ms, 1), "pipeline_ms": pipeline,
             "send_lag_ms": round(x.lag_ms, 1), "version": x.version, "target": x.target}  # fmt: skip
+
+
+def _tail(samples: list[Sample], pressure: PressureLog) -> dict[str, Any]:
+    """The requests at or above the window's P99.9 (those that set it), and how many of them had a stall of
+    the machine in flight: ``STALL_MS`` of stolen CPU or of memory pressure over their span (the pressure log
+    widens it by up to one sample each side), or a send lag as long."""
+    p999 = summary(samples)["p999_ms"]
+    tail = [x for x in samples if p999 is not None and x.latency_ms >= p999]
+    stalled = 0
+    for x in tail:
+        stall = pressure.stall_ms(x.intended, x.intended + x.latency_ms / 1e3) or {}
+        if x.lag_ms >= STALL_MS or max(stall.get("steal", 0.0), stall.get("memory", 0.0)) >= STALL_MS:
+            stalled += 1
+    return {"requests": len(tail), "with_machine_stall": stalled}
+
+
+def _pooled_stall_ms(pressure: PressureLog, windows: list[tuple[float, float]]) -> dict[str, float] | None:
+    """:meth:`PressureLog.stall_ms` summed over ``windows``; None if any has no samples around it."""
+    parts = [pressure.stall_ms(*w) for w in windows]
+    whole = [p for p in parts if p is not None]
+    if not whole or len(whole) < len(parts):
+        return None
+    return {k: round(sum(p[k] for p in whole), 1) for k in whole[0]}
 
 
 def _send_lag_max_ms(samples: list[Sample]) -> float:
@@ -329,7 +372,7 @@ def _report(
         per_swap.append(
             {
                 "version": s.version,
-                "publish_s": round(s.publish_s, 2),
+                "publish_s": None if s.publish_s is None else round(s.publish_s, 2),
                 "uploaded_files": s.uploaded_files,
                 "pruned": s.pruned,  # versions the publish deleted from the hub (retention)
                 "prefetched_in_all_regions_s": None if s.prefetched_s is None else round(s.prefetched_s, 2),
@@ -359,7 +402,8 @@ def _report(
         )
     return {
         "swaps": len(swaps),
-        "publish_s": round(max(s.publish_s for s in swaps), 2),
+        "versions": len({s.version for s in swaps}),  # distinct versions promoted (fewer than swaps: cycled)
+        "publish_s": round(max(s.publish_s for s in swaps if s.publish_s is not None), 2),
         "prefetch": bench.prefetch,
         "nats_niceness": bench.nats_niceness,
         "keep_published": bench.keep_published,
@@ -370,6 +414,13 @@ def _report(
         "steady": steady,
         "swap": swap,
         "send_lag_max_ms": {"steady": _send_lag_max_ms(steady_samples), "swap": _send_lag_max_ms(swap_samples)},
+        # The machine's stalls over each pooled window (stolen CPU, memory and CPU pressure, ms), and how many
+        # of the requests that set each window's P99.9 had one in flight.
+        "pressure_stall_ms": {
+            "steady": _pooled_stall_ms(pressure, [s.steady for s in swaps]),
+            "swap": _pooled_stall_ms(pressure, [s.window for s in swaps]),
+        },
+        "tail": {"steady": _tail(steady_samples, pressure), "swap": _tail(swap_samples, pressure)},
         "pipeline_ms_mean": {
             "steady": _pipeline_mean(steady_samples),
             "first_on_new": _pipeline_mean([x for new in first_on for x in new]),
@@ -382,6 +433,12 @@ def _report(
 def run(bench: ReplicationBench) -> dict[str, Any]:
     if bench.swaps < 1:
         raise ReplicatorError(f"swaps must be at least 1, got {bench.swaps}")
+    n_new = bench.swaps if bench.versions is None else bench.versions
+    if not 1 <= n_new <= bench.swaps or (n_new < bench.swaps and n_new < 2):
+        raise ReplicatorError(
+            f"versions: from 1 to swaps ({bench.swaps}), and at least 2 when the swaps cycle through them (a node "
+            f"keeps its previous version loaded: promoting it again would be no load), got {n_new}"
+        )
     src = bundle_format.resolve(Path(bench.bundle))
     own_workdir = bench.workdir is None
     work = Path(tempfile.mkdtemp(prefix="edgerank-bench-repl-")) if bench.workdir is None else Path(bench.workdir)
@@ -394,7 +451,10 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
         key_path, pub_path = signing.keygen(work / "keys" / "bench.key")
         key = signing.load_private(key_path)
         v1 = _copy_as(src, work / "src", _version("v1"))
-        later = [_copy_as(src, work / "src", _version(f"v{i + 2}")) for i in range(bench.swaps)]
+        later = [_copy_as(src, work / "src", _version(f"v{i + 2}")) for i in range(n_new)]
+        # Swap k promotes the (k+1)th of v1, v2, ...: the new versions in turn, then all of them again.
+        cycle = [v1, *later]
+        sequence = [cycle[(k + 1) % len(cycle)] for k in range(bench.swaps)]
         bundle_bytes = sum(int(m["size"]) for m in json.loads((src / MANIFEST).read_text())["files"].values())
         (work / "nats").mkdir()
         cluster = start_cluster(work / "nats", niceness=bench.nats_niceness)
@@ -426,11 +486,11 @@ def run(bench: ReplicationBench) -> dict[str, Any]:
         pressure = PressureLog().start()
         load = RegionLoad([targets[r] for r in REGIONS], _users(src), bench.rate).start()
         time.sleep(1.0)  # let the load settle (connections, first calls) before the first steady window
-        swaps = [_swap(bench, cluster, children, work, key, v) for v in later]
+        swaps = [_swap(bench, cluster, children, work, key, v, k < n_new) for k, v in enumerate(sequence)]
 
         t1_wall, t1 = time.time(), time.monotonic()
         _write_all(cluster, assign.rollback)
-        back_to = later[-2].name if len(later) > 1 else v1.name
+        back_to = sequence[-2].name if len(sequence) > 1 else v1.name
         rolled_seen = _wait_serving(children, back_to, t1_wall, bench.timeout_s)
         time.sleep(0.5)  # answers after the rollback, to read when each region answered from back_to
         end = time.monotonic()

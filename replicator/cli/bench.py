@@ -31,7 +31,11 @@ def register(which: Any) -> None:
     p.add_argument("--steady-s", type=float, default=10.0, help="steady-state window before each swap, s (default 10)")
     p.add_argument(
         "--swaps", type=int, default=3,
-        help="new versions promoted one after another, their windows pooled for the P99.9 ratio (default 3)",
+        help="promotions one after another, their windows pooled for the P99.9 ratio (default 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--versions", type=int, default=None,
+        help="new versions published (default: one per swap); fewer, at least 2: the swaps cycle through them",
     )  # fmt: skip
     p.add_argument("--no-prefetch", action="store_true", help="replicators fetch a version only once it is promoted")
     p.add_argument(
@@ -90,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 rate=args.rate,
                 steady_s=args.steady_s,
                 swaps=args.swaps,
+                versions=args.versions,
                 prefetch=not args.no_prefetch,
                 nats_niceness=args.nats_nice,
             )
@@ -103,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(out: dict[str, Any], labels: tuple[str, ...] = LABELS) -> list[str]:
-    """The human-readable report: a row per swap and a pooled row per bundle, then the ratio's interval."""
+    """The human-readable report: a row per swap and a pooled row per bundle, then the ratio's interval and
+    how many of the requests that set each P99.9 came with a stall of the whole machine."""
+    from replicator.bench import STALL_MS
+
     lines: list[str] = []
     c = out["machine"]
     lines.append(f"replication, {c['cpus']} cpus, load average {c['load_avg_start'][0]} at start; {out['command']}")
@@ -117,7 +125,8 @@ def table(out: dict[str, Any], labels: tuple[str, ...] = LABELS) -> list[str]:
             for i, s in enumerate(r["per_swap"], 1):
                 lines.append(
                     row.format(
-                        label, mb, i, f"{s['publish_s']:.2f}", f"{s['live_in_all_regions_s']:.2f}",
+                        label, mb, i, "-" if s["publish_s"] is None else f"{s['publish_s']:.2f}",
+                        f"{s['live_in_all_regions_s']:.2f}",
                         str(s["steady"]["p999_ms"]), str(s["swap"]["p999_ms"]), str(s["swap_p999_ratio"]), "",
                     )
                 )  # fmt: skip
@@ -131,5 +140,11 @@ def table(out: dict[str, Any], labels: tuple[str, ...] = LABELS) -> list[str]:
             if r["swap_p999_ratio_ci90"]:
                 lo, hi = r["swap_p999_ratio_ci90"]
                 lines.append(f"  {label}: swap_p999_ratio {r['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)")
+            tail = r["tail"]
+            lines.append(
+                f"  {label}: requests setting each P99.9 with a machine stall in flight (stolen CPU, memory pressure "
+                f"or send lag >= {STALL_MS:.0f} ms): steady {tail['steady']['with_machine_stall']} of "
+                f"{tail['steady']['requests']}, swap {tail['swap']['with_machine_stall']} of {tail['swap']['requests']}"
+            )
     lines.append(f"  targets: {TARGETS}")
     return lines

@@ -15,6 +15,7 @@ from replicator.bench import (
     _last_problem,
     _pipeline_mean,
     _send_lag_max_ms,
+    _tail,
     run,
 )
 from replicator.bench_load import Sample
@@ -26,15 +27,24 @@ from tests.replicator.harness import release
 
 def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: Path) -> None:
     bundle = release(tmp_path / "src", "bench", seed=11)
-    # The NATS servers niced, as `--nats-nice 5` starts them: they still carry every version.
-    bench = ReplicationBench(bundle, "small", rate=40.0, steady_s=1.0, min_swap_window_s=1.0, swaps=2, nats_niceness=5)
+    # The NATS servers niced, as `--nats-nice 5` starts them: they still carry every version. Two new versions
+    # for three swaps: the third promotes v1 again, which neither node still has loaded.
+    bench = ReplicationBench(
+        bundle, "small", rate=40.0, steady_s=1.0, min_swap_window_s=1.0, swaps=3, versions=2, nats_niceness=5
+    )
     out = run(bench)
 
-    assert out["swaps"] == 2
+    assert out["swaps"] == 3 and out["versions"] == 3
     assert out["nats_niceness"] == 5
     swaps = out["per_swap"]
-    assert len(swaps) == 2
-    assert len({s["version"] for s in swaps}) == 2
+    assert len(swaps) == 3
+    v2, v3, again = (s["version"] for s in swaps)
+    assert len({v2, v3, again}) == 3 and again.endswith("-bench-v1"), swaps
+    assert [s["publish_s"] is None for s in swaps] == [False, False, True]  # v1 was published before the load
+    assert swaps[2]["uploaded_files"] == 0 and swaps[2]["prefetched_in_all_regions_s"] is None
+    assert out["publish_s"] == max(s["publish_s"] for s in swaps[:2])
+    for s in swaps:  # each swap loads its version: the node logs it loading after the promotion
+        assert all(region["loading"] is not None and region["loading"] >= 0 for region in s["breakdown_s"].values())
     # The pooled windows are the swaps' windows together: nothing dropped, nothing counted twice.
     for window in ("steady", "swap"):
         assert out[window]["requests"] == sum(s[window]["requests"] for s in swaps)
@@ -49,12 +59,19 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
     report = {"machine": {"cpus": 2, "load_avg_start": [0.5]}, "command": "edgerank bench replication", "small": out}
     lines = table(report, labels=("small",))
     mb = f"{out['bundle_mb']:.1f}"
-    assert [line.split()[:3] for line in lines[2:5]] == [["small", mb, str(k)] for k in (1, 2, "all")]
-    assert lines[5] == f"  small: swap_p999_ratio {out['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)"
+    assert [line.split()[:3] for line in lines[2:6]] == [["small", mb, str(k)] for k in (1, 2, 3, "all")]
+    assert lines[4].split()[3] == "-"  # no publish for v1's second promotion
+    assert lines[6] == f"  small: swap_p999_ratio {out['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)"
+    assert lines[7].startswith("  small: requests setting each P99.9 with a machine stall in flight"), lines[7]
+    for window in ("steady", "swap"):  # the requests that set each P99.9, and those with a stall of the machine
+        tail = out["tail"][window]
+        assert 1 <= tail["requests"] <= out[window]["requests"] and 0 <= tail["with_machine_stall"] <= tail["requests"]
+        stall = out["pressure_stall_ms"][window]
+        assert stall is None or min(stall.values()) >= 0, stall
     assert out["answers_from_other_versions"] == 0
     # Three versions stored, all in use (champion and previous versions): nothing pruned; each region's mirror
     # holds what the hub holds.
-    assert [s["pruned"] for s in swaps] == [[], []]
+    assert [s["pruned"] for s in swaps] == [[], [], []]
     store = out["bundle_store_mb"]
     assert set(store) == {"hub", "eu-west", "us-east"} and store["eu-west"] == store["us-east"] == store["hub"]
     assert store["hub"] == pytest.approx(3 * out["bundle_mb"], rel=0.02)
@@ -94,6 +111,30 @@ def test_bad_cli_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], m
 def test_zero_swaps_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReplicatorError, match="swaps must be at least 1, got 0"):
         run(ReplicationBench(tmp_path, "none", swaps=0))
+
+
+@pytest.mark.parametrize("versions", [0, 1, 5])
+def test_versions_the_swaps_cannot_cycle_through_are_refused(tmp_path: Path, versions: int) -> None:
+    # One new version and v1 only: the third swap would promote the node's previous version, still loaded.
+    with pytest.raises(ReplicatorError, match=f"versions: from 1 to swaps \\(4\\).*got {versions}"):
+        run(ReplicationBench(tmp_path, "none", swaps=4, versions=versions))
+
+
+def test_the_tail_counts_the_requests_with_a_machine_stall_in_flight() -> None:
+    class _Pressure:  # stolen CPU between 10.0 and 10.2 s, memory pressure between 20.0 and 20.1 s
+        def stall_ms(self, t0: float, t1: float) -> dict[str, float]:
+            steal = 30.0 if t0 < 10.2 and t1 > 10.0 else 1.0
+            return {"memory": 50.0 if t0 < 20.1 and t1 > 20.0 else 0.0, "cpu": 500.0, "steal": steal}
+
+    fast = [Sample(float(t), 2.0, True, "v1", 1.0, "a") for t in range(3000)]
+    slow = [
+        Sample(10.05, 80.0, True, "v1", 1.0, "a"),  # in flight during the steal
+        Sample(19.95, 90.0, True, "v1", 1.0, "b"),  # sent before the memory stall, answered after it began
+        Sample(30.0, 85.0, True, "v1", 1.0, "a", lag_ms=12.0),  # sent late: the generator itself was held up
+        Sample(40.0, 95.0, True, "v1", 60.0, "b"),  # slow in the node, the machine quiet (CPU pressure is no stall)
+    ]
+    assert _tail(fast + slow, _Pressure()) == {"requests": 4, "with_machine_stall": 3}  # type: ignore[arg-type]
+    assert _tail([], _Pressure()) == {"requests": 0, "with_machine_stall": 0}  # type: ignore[arg-type]
 
 
 def test_a_prefetch_timeout_names_the_replicators_last_problem() -> None:
