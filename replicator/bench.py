@@ -345,13 +345,25 @@ def _ratio(swap: dict[str, Any], steady: dict[str, Any]) -> float | None:
     return round(swap["p999_ms"] / steady["p999_ms"], 2) if steady["p999_ms"] and swap["p999_ms"] else None
 
 
-def _live_s(load: RegionLoad, version: str, t0: float, t1: float) -> float:
-    """From ``t0`` until every node answered from ``version`` for good (before ``t1``)."""
+def _served_at(load: RegionLoad, version: str, t0: float, t1: float) -> dict[str, float]:
+    """Per node, when it began to answer from ``version`` for good (after ``t0``, before ``t1``)."""
     at = {t: first_served(load.samples, t, version, t0, t1) for t in load.targets}
     late = sorted(t for t, x in at.items() if x is None)
     if late:
         raise ReplicatorError(f"{', '.join(late)} did not answer from {version} for good before the next change")
-    return max(x for x in at.values() if x is not None) - t0
+    return {t: x for t, x in at.items() if x is not None}
+
+
+def _live_s(load: RegionLoad, version: str, t0: float, t1: float) -> float:
+    """From ``t0`` until every node answered from ``version`` for good (before ``t1``)."""
+    return max(_served_at(load, version, t0, t1).values()) - t0
+
+
+def _phases(samples: list[Sample], served_at: dict[str, float]) -> tuple[list[Sample], list[Sample]]:
+    """A swap window's requests sent before their node answered from the new version for good (its load and
+    warm-up, answered by the old version), and those sent after."""
+    before = [x for x in samples if x.intended < served_at[x.target]]
+    return before, [x for x in samples if x.intended >= served_at[x.target]]
 
 
 def _report(
@@ -363,7 +375,10 @@ def _report(
     steady, swap = summary(steady_samples), summary(swap_samples)
     per_swap = []
     ends = [s.window[0] for s in swaps[1:]] + [rollback_t0]
-    live = [_live_s(load, s.version, s.window[0], end) for s, end in zip(swaps, ends, strict=True)]
+    served = [_served_at(load, s.version, s.window[0], end) for s, end in zip(swaps, ends, strict=True)]
+    live = [max(at.values()) - s.window[0] for s, at in zip(swaps, served, strict=True)]
+    phases = [_phases(load.window(*s.window), at) for s, at in zip(swaps, served, strict=True)]
+    loading, after = [x for p in phases for x in p[0]], [x for p in phases for x in p[1]]
     first_on = [_first_on(load, s.version, s.window[0], end) for s, end in zip(swaps, ends, strict=True)]
     for s, live_s, new in zip(swaps, live, first_on, strict=True):
         own_steady, own_swap = summary(load.window(*s.steady)), summary(load.window(*s.window))
@@ -411,6 +426,14 @@ def _report(
         "swap_p999_ratio": _ratio(swap, steady),
         # How far the ratio moves from resampling the same requests (bench_load.ratio_interval).
         "swap_p999_ratio_ci90": ratio_interval(swap_samples, steady_samples),
+        # The swap windows split at each node's first answer from the new version for good: its load and
+        # warm-up beside the old version, then the new version's first seconds (each against the steady P99.9).
+        "swap_phases": {
+            "until_served": summary(loading),
+            "after_served": summary(after),
+            "p999_ratio_until_served": _ratio(summary(loading), steady),
+            "p999_ratio_after_served": _ratio(summary(after), steady),
+        },
         "steady": steady,
         "swap": swap,
         "send_lag_max_ms": {"steady": _send_lag_max_ms(steady_samples), "swap": _send_lag_max_ms(swap_samples)},

@@ -140,6 +140,11 @@ def table(out: dict[str, Any], labels: tuple[str, ...] = LABELS) -> list[str]:
             if r["swap_p999_ratio_ci90"]:
                 lo, hi = r["swap_p999_ratio_ci90"]
                 lines.append(f"  {label}: swap_p999_ratio {r['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)")
+            until, after = r["swap_phases"]["until_served"], r["swap_phases"]["after_served"]
+            lines.append(
+                f"  {label}: swap P99.9 until each node answered from the new version {until['p999_ms']} ms "
+                f"({until['requests']} requests), after {after['p999_ms']} ms ({after['requests']})"
+            )
             tail = r["tail"]
             lines.append(
                 f"  {label}: requests setting each P99.9 with a machine stall in flight (stolen CPU, memory pressure "

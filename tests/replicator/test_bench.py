@@ -13,6 +13,7 @@ from replicator.bench import (
     ReplicationBench,
     _first_on,
     _last_problem,
+    _phases,
     _pipeline_mean,
     _send_lag_max_ms,
     _tail,
@@ -52,6 +53,10 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
         assert out[window]["errors"] == 0
         assert out[window]["max_ms"] == max(s[window]["max_ms"] for s in swaps)
     assert out["live_in_all_regions_s"] == max(s["live_in_all_regions_s"] for s in swaps)
+    phases = out["swap_phases"]  # the swap windows split at each node's first answer from the new version
+    assert phases["until_served"]["requests"] + phases["after_served"]["requests"] == out["swap"]["requests"]
+    assert phases["until_served"]["requests"] > 0 and phases["after_served"]["requests"] > 0, phases
+    assert max(phases["until_served"]["max_ms"], phases["after_served"]["max_ms"]) == out["swap"]["max_ms"]
     assert out["swap_p999_ratio"] == pytest.approx(out["swap"]["p999_ms"] / out["steady"]["p999_ms"], abs=0.006)
     lo, hi = out["swap_p999_ratio_ci90"]
     assert 0 < lo <= hi
@@ -62,7 +67,8 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
     assert [line.split()[:3] for line in lines[2:6]] == [["small", mb, str(k)] for k in (1, 2, 3, "all")]
     assert lines[4].split()[3] == "-"  # no publish for v1's second promotion
     assert lines[6] == f"  small: swap_p999_ratio {out['swap_p999_ratio']}, 90% interval {lo}-{hi} (bootstrap)"
-    assert lines[7].startswith("  small: requests setting each P99.9 with a machine stall in flight"), lines[7]
+    assert lines[7].startswith("  small: swap P99.9 until each node answered from the new version"), lines[7]
+    assert lines[8].startswith("  small: requests setting each P99.9 with a machine stall in flight"), lines[8]
     for window in ("steady", "swap"):  # the requests that set each P99.9, and those with a stall of the machine
         tail = out["tail"][window]
         assert 1 <= tail["requests"] <= out[window]["requests"] and 0 <= tail["with_machine_stall"] <= tail["requests"]
@@ -178,6 +184,15 @@ def test_a_new_versions_first_seconds_are_counted_from_each_nodes_first_answer()
     assert sorted(x.pipeline_ms for x in first) == [1.0, 3.0, 5.0]
     assert _pipeline_mean(first) == 3.0
     assert _pipeline_mean([samples[4]]) is None
+
+
+def test_a_swap_window_splits_at_each_nodes_first_answer_from_the_new_version() -> None:
+    samples = [Sample(t / 10, 1.0, True, "v1" if t < 5 else "v2", 1.0, target) for t in range(10) for target in "ab"]
+    before, after = _phases(samples, {"a": 0.5, "b": 0.3})
+    assert sorted((x.target, x.intended) for x in before) == [("a", k / 10) for k in range(5)] + [
+        ("b", k / 10) for k in range(3)
+    ]
+    assert len(after) == len(samples) - len(before) and all(x.intended >= 0.3 for x in after)
 
 
 def test_a_windows_send_lag_is_its_generators_worst() -> None:
