@@ -76,14 +76,40 @@ async def purge_chunks(js: JetStreamContext, nuids: list[str], done: set[str]) -
     return purged
 
 
+# A mirror heard from its origin less than this long ago is in contact (the origin's heartbeats arrive
+# every few seconds while nothing new is stored).
+MIRROR_ACTIVE_S = 30.0
+
+
+def behind(info: api.StreamInfo) -> str | None:
+    """Why the mirrored stream ``info`` may not have what its origin has (messages still to copy, or no word
+    from the origin lately), or None when it is caught up (or is the origin)."""
+    m = info.mirror
+    if m is None:
+        return None
+    if m.lag:
+        return f"{m.lag} messages behind the hub"
+    if m.active is None or m.active < 0 or m.active / 1e9 > MIRROR_ACTIVE_S:
+        return "out of contact with the hub" + (
+            "" if m.active is None or m.active < 0 else f" for {m.active / 1e9:.0f} s"
+        )
+    return None
+
+
 async def sweep(js: JetStreamContext, done: set[str], orphans_after_s: float = ORPHANS_AFTER_S) -> dict[str, str]:
     """:func:`purge_chunks` of every object whose meta document in the mirror says it was deleted, then of
     the chunks no object names that are at least ``orphans_after_s`` old (:mod:`replicator.orphans`): what
     a replicator does when it starts, and now and then while it runs (it may have missed deletions and
-    replacements while it was away). Returns the live objects' nuids by name. It reads every object's
+    replacements while it was away). Chunks no object names are only purged while the mirror is caught up
+    with the hub (:func:`behind`): otherwise an upload's meta document may still be on its way. Returns
+    the live objects' nuids by name. It reads every object's
     meta document, so between sweeps the replicator purges the deletions and replacements it sees arrive."""
     objects = await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
     await purge_chunks(js, [str(o.meta.get("nuid") or "") for o in objects if o.meta.get("deleted")], done)
-    stray = await orphans.find(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, objects, orphans_after_s)
-    await orphans.purge(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, [o for o in stray if o.nuid not in done])
+    why = behind(await js.stream_info(names.BUNDLES_STREAM))
+    if why:  # an upload's chunks may be here and its meta document not yet: nothing is an orphan for sure
+        log.info("the mirror of %s is %s: chunks no object names are left for a later sweep", names.BUNDLES_STREAM, why)
+    else:
+        stray = await orphans.find(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, objects, orphans_after_s)
+        await orphans.purge(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, [o for o in stray if o.nuid not in done])
     return {str(o.meta.get("name")): str(o.meta.get("nuid") or "") for o in objects if not o.meta.get("deleted")}

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js import api
 from nats.js.errors import NotFoundError
 
 from node.cli import main
 from replicator import gates, names, retention, signing
 from replicator.errors import StoreFull
-from replicator.mirrors import ensure_mirrors
+from replicator.mirrors import behind, ensure_mirrors
 from replicator.nats_io import StoredObject, ensure_hub, list_objects, put_file
 from replicator.publish import publish
 from replicator.replicate import ReplicatorConfig
@@ -301,6 +302,24 @@ def test_chunks_no_object_names_go_from_the_hub_and_the_mirrors_once_old(
         rep.stop()
     assert rep.error is None, rep.error
     assert live_chunks(leaf, [second]) == [second] and live_chunks(hub, [second]) == [second]
+
+
+@pytest.mark.parametrize(
+    ("mirror", "why"),
+    [
+        (None, None),  # the origin stream
+        (api.StreamSourceInfo(name="bundles", lag=0, active=2_000_000_000), None),
+        (api.StreamSourceInfo(name="bundles", lag=12, active=1_000_000), "12 messages behind the hub"),
+        (api.StreamSourceInfo(name="bundles", lag=0, active=95_000_000_000), "out of contact with the hub for 95 s"),
+        (api.StreamSourceInfo(name="bundles", lag=0, active=-1), "out of contact with the hub"),
+    ],
+)
+def test_orphans_are_only_swept_from_a_mirror_caught_up_with_the_hub(
+    mirror: api.StreamSourceInfo | None, why: str | None
+) -> None:
+    state = api.StreamState(messages=1, bytes=1, first_seq=1, last_seq=1, consumer_count=0)
+    info = api.StreamInfo(config=api.StreamConfig(name="bundles"), state=state, mirror=mirror)
+    assert behind(info) == why
 
 
 @pytest.fixture
