@@ -417,7 +417,7 @@ def _report(
         )
     return {
         "swaps": len(swaps),
-        "versions": len({s.version for s in swaps}),  # distinct versions promoted (fewer than swaps: cycled)
+        "new_versions": sum(1 for s in swaps if s.publish_s is not None),  # published (fewer than swaps: cycled)
         "publish_s": round(max(s.publish_s for s in swaps if s.publish_s is not None), 2),
         "prefetch": bench.prefetch,
         "nats_niceness": bench.nats_niceness,

@@ -16,6 +16,11 @@ BENCH_STUDENT_GATE = 0.5
 SERVERS = "throwaway nats-server hub + 2 leaf nodes on loopback; per region a replicator and a node process"
 LABELS = ("movielens", "synthetic")  # the bundles, in the order they run
 TARGETS = {"live_in_all_regions_s": 10.0, "rollback_s": 1.0, "swap_p999_ratio": 1.5}
+# A P99.9 of 3 swaps' windows (about 1,500 requests at 100/s) is set by its one or two slowest, and one stall
+# of the machine decides the ratio; 20 swaps (about 10,000) pool enough for it to say what a swap costs
+# (BENCHMARKS.md, replication, session (15)). The swaps after the first 3 promote those versions again.
+SWAPS = 20
+VERSIONS = 3
 
 
 def register(which: Any) -> None:
@@ -30,12 +35,13 @@ def register(which: Any) -> None:
     p.add_argument("--rate", type=float, default=100.0, help="Rank requests/s over both nodes (default 100)")
     p.add_argument("--steady-s", type=float, default=10.0, help="steady-state window before each swap, s (default 10)")
     p.add_argument(
-        "--swaps", type=int, default=3,
-        help="promotions one after another, their windows pooled for the P99.9 ratio (default 3)",
+        "--swaps", type=int, default=SWAPS,
+        help="promotions one after another, their windows pooled for the P99.9 ratio (default %(default)s)",
     )  # fmt: skip
     p.add_argument(
-        "--versions", type=int, default=None,
-        help="new versions published (default: one per swap); fewer, at least 2: the swaps cycle through them",
+        "--versions", type=int, default=VERSIONS,
+        help="new versions published, at most --swaps; the further swaps promote them again in turn, each one "
+        "neither node still has loaded (at least 2 then; default %(default)s)",
     )  # fmt: skip
     p.add_argument("--no-prefetch", action="store_true", help="replicators fetch a version only once it is promoted")
     p.add_argument(
@@ -79,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rate <= 0 or args.steady_s < 1 or args.swaps < 1:
         raise ReplicatorError("--rate must be positive, --steady-s at least 1 and --swaps at least 1")
+    versions = min(args.versions, args.swaps)
+    if versions < 1 or (versions < args.swaps and versions < 2):
+        raise ReplicatorError(
+            f"--versions must be at least 1, and at least 2 when below --swaps (a node keeps its previous version "
+            f"loaded: promoting it again would be no load), got {args.versions}"
+        )
     if not 0 <= args.nats_nice <= 19:
         raise ReplicatorError(f"--nats-nice must be in [0, 19], got {args.nats_nice}")
     out: dict[str, Any] = {"machine": machine(servers=SERVERS), "targets": TARGETS}
@@ -94,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 rate=args.rate,
                 steady_s=args.steady_s,
                 swaps=args.swaps,
-                versions=args.versions,
+                versions=versions,
                 prefetch=not args.no_prefetch,
                 nats_niceness=args.nats_nice,
             )

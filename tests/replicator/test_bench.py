@@ -35,7 +35,7 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
     )
     out = run(bench)
 
-    assert out["swaps"] == 3 and out["versions"] == 3
+    assert out["swaps"] == 3 and out["new_versions"] == 2
     assert out["nats_niceness"] == 5
     swaps = out["per_swap"]
     assert len(swaps) == 3
@@ -106,6 +106,16 @@ def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: 
     [
         (["--nats-nice", "20"], "--nats-nice must be in [0, 19], got 20"),
         (["--swaps", "0"], "--rate must be positive, --steady-s at least 1 and --swaps at least 1"),
+        (
+            ["--versions", "1"],
+            "--versions must be at least 1, and at least 2 when below --swaps (a node keeps its "
+            "previous version loaded: promoting it again would be no load), got 1",
+        ),
+        (
+            ["--versions", "0", "--swaps", "1"],
+            "--versions must be at least 1, and at least 2 when below --swaps (a "
+            "node keeps its previous version loaded: promoting it again would be no load), got 0",
+        ),
     ],
 )
 def test_bad_cli_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
