@@ -131,17 +131,24 @@ async def prune(
     now: dt.datetime | None = None,
 ) -> list[Decision]:
     """Apply :func:`plan` to the hub's bundle store (``js``: a context for the hub's domain), and purge the
-    chunks no object names that are older than ``incomplete_after_s`` (listed after the versions)."""
+    chunks no object names that are older than ``incomplete_after_s`` (listed after the versions; younger
+    ones are listed as kept: an upload in progress writes its meta document last)."""
     objects = await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
     versions = stored_versions(objects)
     now = now or dt.datetime.now(dt.UTC)
     decisions = plan(versions, await referenced(js), keep, now, incomplete_after_s, protect)
-    stray = await orphans.find(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, objects, incomplete_after_s, now)
-    leftovers = [
-        Decision(f"chunks {o.nuid}", False, f"{o.chunks} chunks no object names (an upload killed mid-file), last "
-                 f"written {(now - o.written_at).total_seconds():.0f} s ago", o.bytes, False, o.written_at, orphan=True)
-        for o in stray
-    ]  # fmt: skip
+    found = await orphans.find(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, objects, 0.0, now)
+    leftovers, stray = [], []
+    for o in found:
+        age = (now - o.written_at).total_seconds()
+        old = age >= incomplete_after_s
+        why = "an upload killed mid-file" if old else "an upload in progress?"
+        leftovers.append(
+            Decision(f"chunks {o.nuid}", not old, f"{o.chunks} chunks no object names ({why}), last written "
+                     f"{age:.0f} s ago", o.bytes, False, o.written_at, orphan=True)
+        )  # fmt: skip
+        if old:
+            stray.append(o)
     if dry_run:
         return decisions + leftovers
     await orphans.purge(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET, stray)

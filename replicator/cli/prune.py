@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     kept = sum(d.bytes for d in decisions if d.keep)
     versions = [d for d in decisions if not d.orphan]
-    stray = len(decisions) - len(versions)
+    stray = sum(1 for d in gone if d.orphan)
     print(
         f"edgerank: prune: {verb} {sum(1 for d in versions if not d.keep)} of {len(versions)} versions"
         + (f" and {stray} runs of chunks no object names" if stray else "")

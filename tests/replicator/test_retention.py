@@ -265,9 +265,13 @@ def test_chunks_no_object_names_go_from_the_hub_and_the_mirrors_once_old(
     wait_for(lambda: live_chunks(leaf, [second]) == [second], what="the mirror copied the new object")
     assert live_chunks(hub, [killed, first, second]) == [killed, second]
 
-    # Young chunks may be an upload in progress: they stay, on the hub and in the mirror.
+    # Young chunks may be an upload in progress: they stay, on the hub and in the mirror, and prune says so.
     assert main(["prune", "--keep", "5", "--json", "--nats-url", hub]) == 0
-    assert not any(d.startswith("chunks ") for d in json.loads(capsys.readouterr().out)["deleted"])
+    doc = json.loads(capsys.readouterr().out)
+    assert not any(d.startswith("chunks ") for d in doc["deleted"]), doc
+    young = [d for d in doc["versions"] if d["orphan"]]
+    assert [(d["version"], d["keep"]) for d in young] == [(f"chunks {killed}", True)], young
+    assert "an upload in progress?" in young[0]["why"], young
     config = ReplicatorConfig(leaf, "eu-west", tmp_path_factory.mktemp("eu-orphans"), keys[1], retry_s=0.2)
     rep = ReplicatorThread(config).start()
     try:
