@@ -13,9 +13,10 @@ replicator purges, from its mirror, the chunks of every object the hub has
 deleted (:func:`sweep`, :func:`purge_chunks`); without it a leaf's store would
 fill with versions the hub pruned long ago (:mod:`replicator.retention`). An
 object stored again under its name (new content, new nuid) leaves its old
-chunks behind in the same way, and they are purged alike. What a replicator missed while it was down
-(a replacement's old nuid is gone with the meta document the rollup dropped) and what a killed upload
-left are found by their subjects instead (:mod:`replicator.orphans`).
+chunks behind in the same way, and they are purged alike. What a replicator
+missed while it was down (a replacement's old nuid is gone with the meta
+document the rollup dropped) and what a killed upload left are found by their
+subjects instead (:mod:`replicator.orphans`).
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ async def sweep(js: JetStreamContext, done: set[str], orphans_after_s: float = O
     a replicator does when it starts, and now and then while it runs (it may have missed deletions and
     replacements while it was away). Chunks no object names are only purged while the mirror is caught up
     with the hub (:func:`behind`): otherwise an upload's meta document may still be on its way. Returns
-    the live objects' nuids by name. It reads every object's
-    meta document, so between sweeps the replicator purges the deletions and replacements it sees arrive."""
+    the live objects' nuids by name. It reads every object's meta document, so between sweeps the
+    replicator purges the deletions and replacements it sees arrive."""
     objects = await list_objects(js, names.BUNDLES_STREAM, names.BUNDLES_BUCKET)
     await purge_chunks(js, [str(o.meta.get("nuid") or "") for o in objects if o.meta.get("deleted")], done)
     why = behind(await js.stream_info(names.BUNDLES_STREAM))
