@@ -15,6 +15,8 @@ from node.cli import main
         (["bench", "freshness", "--events", "3"], "--events must be at least 10"),
         (["bench", "freshness", "--nats-url", "redis://h:1"], "--nats-url: must be a nats:// URL"),
         (["train", "--from-exposures"], "--from-exposures needs --nats-url"),
+        (["train", "--student-gate", "1"], "--student-gate must be in [0, 1), got 1.0"),
+        (["train", "--pool-size", "5"], "--pool-size must be at least 10, got 5"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -25,3 +27,10 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("edgerank: error: ") and message in err
+
+
+def test_the_default_student_gate_is_the_pipelines() -> None:
+    from trainer.cli.train import STUDENT_GATE
+    from trainer.pipeline import TrainConfig
+
+    assert TrainConfig().student_gate == STUDENT_GATE

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from trainer.exposures import LoggedRows
 
 POOL_SIZE = 500
+STUDENT_GATE = 0.02  # trainer.pipeline.TrainConfig's
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pool-size", type=int, default=POOL_SIZE, help="candidates per user (default 500)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--student-gate",
+        type=float,
+        default=STUDENT_GATE,
+        metavar="SHARE",
+        help="the student ranker may trail the teacher's NDCG@10 by at most this share, in [0, 1) (default 0.02)",
+    )
     p.add_argument(
         "--signing-key", default=None, help="sign the manifest with this ed25519 key (PEM) [EDGERANK_SIGNING_KEY]"
     )
@@ -54,13 +62,15 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.pool_size < 10:
-        raise ValueError(f"--pool-size must be at least 10, got {args.pool_size}")
+        raise DataError(f"--pool-size must be at least 10, got {args.pool_size}")
+    if not 0.0 <= args.student_gate < 1.0:
+        raise DataError(f"--student-gate must be in [0, 1), got {args.student_gate}")
     key = _signing_key(args.signing_key)  # a bad key fails before training, not after
     logged = _logged_rows(args) if args.from_exposures else None
     dataset, source = load_dataset(args)
     if logged is not None:
         source = {**source, "exposures": logged.exposures, "exposure_groups": logged.groups_kept}
-    config = replace(TrainConfig(), pool_size=args.pool_size, seed=args.seed)
+    config = replace(TrainConfig(), pool_size=args.pool_size, seed=args.seed, student_gate=args.student_gate)
     parent = latest_version(args.bundle_dir)
     trained = train(dataset, args.bundle_dir, config, parent=parent, source=source, logged=logged)
     m = trained.manifest
