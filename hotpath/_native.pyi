@@ -121,12 +121,15 @@ class Assembler:
         to them until the constructor returns.
         """
     @staticmethod
-    def open(path: str | PathLike[str], emb_dim: int, n_genres: int, item_dim: int) -> Assembler:
+    def open(
+        path: str | PathLike[str], emb_dim: int, n_genres: int, item_dim: int, *, check_times: bool = True
+    ) -> Assembler:
         """Map an item rows file (``write_item_rows``) read-only, with no copy.
 
         Checks, with the GIL released, its ``.npy`` header (format 1.0, ``<f4``,
         C order, 2-d), that its rows have the stride of these dimensions, that
-        its data starts on a 64-byte line, its length, and that no ``first_ts``
+        its data starts on a 64-byte line, its length, and (unless ``check_times``
+        is false: a file whose values were checked before) that no ``first_ts``
         is NaN; raises ``ItemRowsError`` naming the file and the reason.
         """
     @property

@@ -66,6 +66,15 @@ CROSS_DIM = len(feature_defs.CROSS)
 LOAD_NICENESS = 10
 T = TypeVar("T")
 
+# The checks of what a bundle's arrays hold (their shapes and dtypes are always checked: that reads no data). Each
+# reads a whole array: 60 to 140 ms of CPU at 1M items. The region's replicator runs them once per version
+# (check_contents) and names them in its marker (replicator.verified); a node loading a bundle that marker vouches
+# for skips them, as it skips the sha256 pass.
+CHECK_ID_ORDER = "id-order"  # the item and the user ids unique, and sorted by their stored order
+CHECK_SEEN_ROWS = "seen-rows"  # user_seen_indptr a CSR row pointer over user_seen_items, whose items are in the catalog
+CHECK_ITEM_TIMES = "item-times"  # no item's first_ts in item_rows.npy is NaN
+CONTENT_CHECKS = (CHECK_ID_ORDER, CHECK_SEEN_ROWS, CHECK_ITEM_TIMES)
+
 
 def _low_priority(fn: Callable[[], T]) -> T:
     """``fn()`` in a short-lived thread at a lower CPU priority (on Linux, niceness is per thread).
@@ -97,11 +106,63 @@ def _low_priority(fn: Callable[[], T]) -> T:
     return out[0]
 
 
+def _map(path: Path) -> np.ndarray:
+    """A bundle array memory-mapped read-only (an empty one, which cannot be mapped, read)."""
+    try:
+        a = np.load(path, allow_pickle=False, mmap_mode="r")
+    except ValueError:  # an empty array cannot be mapped
+        a = np.load(path, allow_pickle=False)
+    # A plain ndarray view of the map (a copy only if the file were Fortran-ordered; the trainer writes C).
+    return np.ascontiguousarray(a)
+
+
+def _check_seen_rows(indptr: np.ndarray, seen: np.ndarray, n_items: int, fail: Callable[[str], BundleError]) -> None:
+    """:data:`CHECK_SEEN_ROWS`."""
+    if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != len(seen) or np.any(indptr[1:] < indptr[:-1]):
+        raise fail("user_seen_indptr is not a valid CSR row pointer for user_seen_items")
+    if len(seen) and int(seen.max()) >= n_items:
+        raise fail("user_seen_items refers to items outside the catalog")
+
+
+def check_contents(bundle_dir: Path, manifest: dict[str, Any]) -> tuple[str, ...]:
+    """Run every content check (:data:`CONTENT_CHECKS`) on the arrays of a bundle whose files are verified; the
+    checks passed. Raises :class:`BundleError` naming the bundle and the reason.
+
+    For the region's replicator, before it installs a version and names the checks in its marker: the nodes
+    that load the version then skip them (:meth:`LoadedBundle.load`). Reads every array it checks (about
+    0.1 s of CPU at 1M items and users, from the page cache the fetch just filled).
+    """
+
+    def fail(what: str) -> BundleError:
+        return BundleError(f"{bundle_dir}: {what}")
+
+    try:
+        genres = list(manifest["genres"])
+        dim, g = int(manifest["embedding_dim"]), len(genres)
+        item_ids = _map(bundle_dir / "item_ids.npy")
+        IdIndex(item_ids, "item ids", _map(bundle_dir / "item_id_order.npy"))
+        IdIndex(_map(bundle_dir / "user_ids.npy"), "user ids", _map(bundle_dir / "user_id_order.npy"))
+        indptr, seen = _map(bundle_dir / "user_seen_indptr.npy"), _map(bundle_dir / "user_seen_items.npy")
+        if indptr.ndim != 1 or seen.ndim != 1 or indptr.dtype.kind not in "iu" or seen.dtype.kind not in "iu":
+            raise fail(f"user_seen_indptr {indptr.dtype} {indptr.shape} and user_seen_items {seen.dtype} "
+                       f"{seen.shape} must be 1-d integer arrays")  # fmt: skip
+        _check_seen_rows(indptr, seen, len(item_ids), fail)
+        hotpath.Assembler.open(bundle_dir / "item_rows.npy", dim, g, feature_defs.item_dim(g))
+    except hotpath.ItemRowsError as e:
+        raise BundleError(f"cannot map the item table: {e}") from e
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as e:
+        raise fail(f"cannot check the contents: {type(e).__name__}: {e}") from e
+    return CONTENT_CHECKS
+
+
 class IdIndex(Mapping[str, int]):
     """id -> row of a str array, as a read-only mapping: a binary search over the ids in sorted order.
 
     The order is the bundle's (``item_id_order.npy``, ``user_id_order.npy``: the trainer's stable argsort),
-    checked here, or else an ``argsort`` of the ids. The lookups search the ids through the order (numpy's
+    checked here unless ``checked`` says it was on these files before (:data:`CHECK_ID_ORDER`), or else an
+    ``argsort`` of the ids. The lookups search the ids through the order (numpy's
     ``searchsorted`` with a ``sorter``): no sorted copy of the ids (44 MB at 1M ids of 11 characters), and
     with a stored int64 order, nothing of the process's own. Built without holding the GIL for long
     (``argsort``, and the check's fancy indexing and comparisons of a str array, a block of ids at a time,
@@ -112,7 +173,7 @@ class IdIndex(Mapping[str, int]):
     # Ids gathered in sorted order per block of the check.
     CHECK_BLOCK = 1 << 16
 
-    def __init__(self, ids: np.ndarray, what: str = "ids", order: np.ndarray | None = None):
+    def __init__(self, ids: np.ndarray, what: str = "ids", order: np.ndarray | None = None, checked: bool = False):
         if ids.ndim != 1 or ids.dtype.kind != "U":
             raise BundleError(f"{what} must be a 1-d str array, not {ids.dtype} {ids.shape}")
         self._ids = ids
@@ -126,11 +187,12 @@ class IdIndex(Mapping[str, int]):
                 raise BundleError(
                     f"{what}: the stored order is {order.dtype} {order.shape}, not {len(ids)} row numbers"
                 )
-            if len(order) and (int(order.min()) < 0 or int(order.max()) >= len(ids)):
+            if not checked and len(order) and (int(order.min()) < 0 or int(order.max()) >= len(ids)):
                 raise BundleError(f"{what}: the stored order has row numbers outside [0, {len(ids)})")
             # searchsorted converts any other sorter to intp at every call (a copy of the whole order).
             self._rows = order.astype(np.intp, copy=False)
-        self._check(what, stored=order is not None)
+        if not (checked and order is not None):  # checked: CHECK_ID_ORDER passed on these very files before
+            self._check(what, stored=order is not None)
 
     def _check(self, what: str, stored: bool) -> None:
         """The ids in this order are strictly increasing: sorted and unique, so that (with the bounds checked)
@@ -249,35 +311,47 @@ class LoadedBundle:
         With ``trust_marker`` (the default), a bundle that the region's
         replicator verified (:func:`replicator.verified.check`: its marker matches
         the manifest and every file's inode, size and change times) is not
-        hashed again; any other bundle has every file's sha256 checked.
+        hashed again, nor are the content checks the marker names run again
+        (:func:`check_contents`); any other bundle has every file's sha256 and
+        its contents checked.
         """
         t0 = time.perf_counter()
         bundle_dir = bundle_format.resolve(Path(path))
         manifest = bundle_format.read_manifest(bundle_dir)
         why = verified.check(bundle_dir, manifest) if trust_marker else "not asked to trust a marker"
+        checked: frozenset[str] = frozenset()
         if why is None:
             how = "replicator's marker"
             bundle_format.verify_names(bundle_dir, manifest)
+            checked = verified.checked(bundle_dir) & frozenset(CONTENT_CHECKS)
         else:
             how = "sha256"
             bundle_format.verify_files(bundle_dir, manifest)
         seconds = {"verify": time.perf_counter() - t0}
         try:
-            bundle = cls._load_verified(bundle_dir, manifest, seconds, nprobe, lock)
+            bundle = cls._load_verified(bundle_dir, manifest, seconds, nprobe, lock, checked)
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError, OSError, RuntimeError) as e:
             raise BundleError(f"{bundle_dir}: cannot load: {type(e).__name__}: {e}") from e
         log.info(
-            "loaded bundle %s in %.2f s (verified by %s%s): %s",
+            "loaded bundle %s in %.2f s (verified by %s%s; content checks %s): %s",
             bundle.version, time.perf_counter() - t0, how, "" if why is None else f": {why}",
+            "by the replicator" if checked == frozenset(CONTENT_CHECKS)
+            else "here" if not checked else f"here but {', '.join(sorted(checked))}",
             ", ".join(f"{k} {v:.3f}" for k, v in seconds.items()),
         )  # fmt: skip
         return bundle
 
     @classmethod
     def _load_verified(
-        cls, bundle_dir: Path, manifest: dict[str, Any], seconds: dict[str, float], nprobe: int, lock: bool
+        cls,
+        bundle_dir: Path,
+        manifest: dict[str, Any],
+        seconds: dict[str, float],
+        nprobe: int,
+        lock: bool,
+        checked: frozenset[str] = frozenset(),
     ) -> LoadedBundle:
         t = time.perf_counter()
 
@@ -312,12 +386,7 @@ class LoadedBundle:
             return a
 
         def mapped(name: str) -> np.ndarray:
-            try:
-                a = np.load(bundle_dir / name, allow_pickle=False, mmap_mode="r")
-            except ValueError:  # an empty array cannot be mapped
-                a = np.load(bundle_dir / name, allow_pickle=False)
-            # A plain ndarray view of the map (a copy only if the file were Fortran-ordered; the trainer writes C).
-            return np.ascontiguousarray(a)
+            return _map(bundle_dir / name)
 
         item_ids = mapped("item_ids.npy")
         n = len(item_ids)
@@ -342,11 +411,13 @@ class LoadedBundle:
         def bulk() -> tuple[IdIndex, IdIndex]:
             # Scans of the mapped pages (80 MB of seen items at 1M users) with the GIL released: at normal
             # priority, two nodes loading at once took both cores from their request threads for tens of ms.
-            if indptr[0] != 0 or indptr[-1] != len(seen) or np.any(indptr[1:] < indptr[:-1]):
-                raise fail("user_seen_indptr is not a valid CSR row pointer for user_seen_items")
-            if len(seen) and int(seen.max()) >= n:
-                raise fail("user_seen_items refers to items outside the catalog")
-            return IdIndex(item_ids, "item ids", item_order), IdIndex(user_ids, "user ids", user_order)
+            if CHECK_SEEN_ROWS not in checked:
+                _check_seen_rows(indptr, seen, n, fail)
+            ids_checked = CHECK_ID_ORDER in checked
+            return (
+                IdIndex(item_ids, "item ids", item_order, checked=ids_checked),
+                IdIndex(user_ids, "user ids", user_order, checked=ids_checked),
+            )
 
         item_index, user_index = _low_priority(bulk)
         step("ids")
@@ -375,7 +446,9 @@ class LoadedBundle:
             # Mapped and checked (header, stride, alignment, length, NaN times) with the GIL released: no copy.
             assembler, reranker = _low_priority(
                 lambda: (
-                    hotpath.Assembler.open(rows_path, dim, g, feature_defs.item_dim(g)),
+                    hotpath.Assembler.open(
+                        rows_path, dim, g, feature_defs.item_dim(g), check_times=CHECK_ITEM_TIMES not in checked
+                    ),
                     hotpath.Reranker(item_primary),
                 )
             )

@@ -66,8 +66,8 @@ def region(
     rep.stop()
 
 
-def refused_after_promotion(cluster: Cluster, region: Any, publish: Callable[[], str], reason: str) -> None:
-    """``publish()`` puts a bad version in the hub's store; it is refused (when prefetched, or promoted)."""
+def refused_after_promotion(cluster: Cluster, region: Any, publish: Callable[[], str], reason: str) -> str:
+    """``publish()`` puts a bad version in the hub's store; it is refused (when prefetched, or promoted). Returns it."""
     node, _watcher, rep, good = region
     before = metrics.value(metrics.REFUSED, reason="verification")
     version = publish()
@@ -83,6 +83,7 @@ def refused_after_promotion(cluster: Cluster, region: Any, publish: Callable[[],
     assert serving(node) == good
     assert not (rep.replicator.region.root / version).exists()
     assert not rep.replicator.region.staging(version).exists()
+    return version
 
 
 def test_unsigned_manifest(cluster: Cluster, region: Any, v2: Path) -> None:
@@ -137,6 +138,29 @@ def test_truncated_file(cluster: Cluster, region: Any, v2: Path, keys: tuple[Pat
     refused_after_promotion(
         cluster, region, lambda: upload(url(cluster.hub), manifest, files, keys[0]), "bytes, the manifest"
     )
+
+
+def test_arrays_that_fail_a_content_check(cluster: Cluster, region: Any, v2: Path, keys: tuple[Path, Path]) -> None:
+    """Signed and intact, but its item ids are not in their stored order: the replicator's content checks
+    (node.bundle.check_contents) refuse it before it is installed, so no node ever loads it."""
+    import io
+
+    import numpy as np
+
+    manifest, files = bundle_contents(v2, "bad-id-order")
+    order = np.load(io.BytesIO(files["item_id_order.npy"]))
+    out = io.BytesIO()
+    np.save(out, order[::-1].copy())
+    files["item_id_order.npy"] = out.getvalue()
+    data = files["item_id_order.npy"]
+    manifest["files"]["item_id_order.npy"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    version = refused_after_promotion(
+        cluster,
+        region,
+        lambda: upload(url(cluster.hub), manifest, files, keys[0]),
+        "item ids: the stored order does not sort them",
+    )
+    assert version not in region[1].failed  # refused by the replicator, not by a node's load
 
 
 def test_disk_full_while_staging(cluster: Cluster, region: Any, v2: Path, keys: tuple[Path, Path], disk: Disk) -> None:

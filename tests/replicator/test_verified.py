@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import math
 import os
+import re
 import shutil
+import struct
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from node.bundle import LoadedBundle
+import hotpath
+from node.bundle import (
+    CHECK_ID_ORDER,
+    CHECK_ITEM_TIMES,
+    CHECK_SEEN_ROWS,
+    CONTENT_CHECKS,
+    LoadedBundle,
+    check_contents,
+)
 from replicator import verified
 from replicator.region_dir import RegionDir
 from tests.node.synthetic_bundle import make_bundle
 from trainer import bundle as bundle_format
+from trainer import features as feature_defs
 from trainer.bundle import MANIFEST, BundleError
 
 
@@ -157,3 +173,93 @@ def test_the_replicator_refuses_a_format_2_manifest(source: Path, tmp_path: Path
     old = signing.sign_manifest({**manifest, "format": 2}, key)
     with pytest.raises(VerificationError, match=r"unsupported format 2$"):
         check_manifest(old, manifest["version"], trusted)
+
+
+def rewrite(bundle_dir: Path, name: str, data: bytes) -> None:
+    """Replace a file's bytes and its manifest entry: intact and listed, only what it holds is wrong."""
+    (bundle_dir / name).write_bytes(data)
+    manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def break_id_order(bundle_dir: Path) -> None:
+    order = np.load(bundle_dir / "item_id_order.npy")
+    rewrite(bundle_dir, "item_id_order.npy", npy_bytes(order[::-1].copy()))
+
+
+def break_seen_rows(bundle_dir: Path) -> None:
+    indptr = np.load(bundle_dir / "user_seen_indptr.npy")
+    # Its ends are right; its second entry jumps to the end, so the third goes back.
+    rewrite(bundle_dir, "user_seen_indptr.npy", npy_bytes(np.concatenate([indptr[:1], indptr[-1:], indptr[2:]])))
+
+
+def break_item_times(bundle_dir: Path) -> None:
+    """Item 7's first_ts NaN, written into the packed row (the writer refuses NaN, so by hand)."""
+    manifest = bundle_format.read_manifest(bundle_dir)
+    g = len(manifest["genres"])
+    stride, columns = hotpath.item_row_layout(int(manifest["embedding_dim"]), g, feature_defs.item_dim(g))
+    start = dict((name, lo) for name, lo, _ in columns)["first_ts"]
+    data = bytearray((bundle_dir / "item_rows.npy").read_bytes())
+    header = len(data) - 4 * stride * int(manifest["counts"]["items"])
+    at = header + 4 * (7 * stride + start)
+    data[at : at + 8] = struct.pack("<d", math.nan)  # the low then the high half of the f64 bits
+    rewrite(bundle_dir, "item_rows.npy", bytes(data))
+
+
+BREAKS: dict[str, tuple[Callable[[Path], None], str]] = {
+    CHECK_ID_ORDER: (break_id_order, "item ids: the stored order does not sort them"),
+    CHECK_SEEN_ROWS: (break_seen_rows, "user_seen_indptr is not a valid CSR row pointer"),
+    CHECK_ITEM_TIMES: (break_item_times, "first_ts of row 7 is NaN"),
+}
+
+
+def test_check_contents_runs_every_check_on_a_good_bundle(source: Path) -> None:
+    assert check_contents(source, bundle_format.read_manifest(source)) == CONTENT_CHECKS
+    assert set(BREAKS) == set(CONTENT_CHECKS)
+
+
+@pytest.mark.parametrize("check", CONTENT_CHECKS)
+def test_each_content_check_refuses_its_fault_and_a_marker_naming_it_spares_the_node(
+    check: str, source: Path, tmp_path: Path
+) -> None:
+    """What the replicator checked (its marker names the check) the node does not check again; without the
+    name in the marker, or without the marker, the node runs the check and refuses the bundle."""
+    bundle_dir = tmp_path / "region" / source.name
+    shutil.copytree(source, bundle_dir)
+    breaks, message = BREAKS[check]
+    breaks(bundle_dir)
+    manifest = bundle_format.read_manifest(bundle_dir)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        check_contents(bundle_dir, manifest)  # what the replicator runs before it installs a version
+    with pytest.raises(BundleError, match=re.escape(message)):
+        LoadedBundle.load(bundle_dir)  # no marker
+    verified.write(bundle_dir, checked=[c for c in CONTENT_CHECKS if c != check])
+    assert verified.checked(bundle_dir) == frozenset(CONTENT_CHECKS) - {check}
+    with pytest.raises(BundleError, match=re.escape(message)):
+        LoadedBundle.load(bundle_dir)
+    # A marker naming the check vouches for it as it vouches for the hashes: this bundle only ever gets one
+    # from a replicator whose check_contents passed.
+    verified.write(bundle_dir, checked=CONTENT_CHECKS)
+    assert LoadedBundle.load(bundle_dir).version == manifest["version"]
+    with pytest.raises(BundleError, match=re.escape(message)):
+        LoadedBundle.load(bundle_dir, trust_marker=False)
+
+
+def test_a_marker_without_checks_or_with_unknown_ones_vouches_for_the_bytes_only(region: Path) -> None:
+    assert verified.checked(region) == frozenset()  # the fixture's marker, as an older replicator wrote it
+    marker = json.loads(verified.marker_path(region).read_text())
+    marker["checked"] = ["something-else", 3]
+    verified.marker_path(region).write_text(json.dumps(marker))
+    assert verified.checked(region) == frozenset({"something-else"})
+    assert verified.check(region, bundle_format.read_manifest(region)) is None
+    break_id_order(region)  # also changes the manifest: the marker no longer vouches at all
+    assert verified.check(region, bundle_format.read_manifest(region)) == "the manifest changed since it was verified"
+    with pytest.raises(BundleError, match="stored order does not sort"):
+        LoadedBundle.load(region)

@@ -60,21 +60,26 @@ impl Assembler {
         })
     }
 
-    /// Maps an item rows file read-only (no copy) and checks it, with the GIL released.
+    /// Maps an item rows file read-only (no copy) and checks it, with the GIL released; with
+    /// `check_times` false, its `first_ts` values are not scanned for NaN.
     #[staticmethod]
+    #[pyo3(signature = (path, emb_dim, n_genres, item_dim, *, check_times = true))]
     fn open(
         py: Python<'_>,
         path: PathBuf,
         emb_dim: usize,
         n_genres: usize,
         item_dim: usize,
+        check_times: bool,
     ) -> PyResult<Self> {
         let layout = core::RowLayout {
             emb_dim,
             genre_dim: n_genres,
             dense_dim: item_dim,
         };
-        let inner = run_detached(py, || core::Assembler::open(&path, layout))?;
+        let inner = run_detached(py, || {
+            core::Assembler::open_checked(&path, layout, check_times)
+        })?;
         Ok(Self {
             inner: ManuallyDrop::new(inner),
         })
