@@ -81,6 +81,11 @@ PROBE_S = 0.01  # how often the bench reads the nodes' logs while it waits for a
 STALL_MS = 10.0  # a machine stall in a request's span: this much stolen CPU or memory pressure, or send lag
 # A new version's first seconds on each node, whose mean pipeline time is set against the steady window's.
 NEW_VERSION_S = 4.0
+# A P99.9 of 3 swaps' windows (about 1,500 requests at 100/s) is set by its one or two slowest, and one stall
+# of the machine decides the ratio; 20 swaps (about 10,000) pool enough for it to say what a swap costs
+# (BENCHMARKS.md, replication, session (15)). The swaps after the first 3 promote those versions again.
+SWAPS = 20
+VERSIONS = 3
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,8 @@ class ReplicationBench:
     rate: float = 100.0  # Rank requests per second, over both nodes
     steady_s: float = 10.0
     min_swap_window_s: float = 5.0
-    swaps: int = 3  # promotions one after another; their windows are pooled
-    versions: int | None = None  # new versions published (None: one per swap); fewer: the swaps cycle through them
+    swaps: int = SWAPS  # promotions one after another; their windows are pooled
+    versions: int | None = VERSIONS  # new versions published (None: one per swap); fewer: the swaps cycle through them
     timeout_s: float = 600.0
     prefetch: bool = True  # the replicators fetch v2 when it is published, before its promotion
     nats_niceness: int = 0  # CPU niceness of the hub and the leaves

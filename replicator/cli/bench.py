@@ -16,15 +16,12 @@ BENCH_STUDENT_GATE = 0.5
 SERVERS = "throwaway nats-server hub + 2 leaf nodes on loopback; per region a replicator and a node process"
 LABELS = ("movielens", "synthetic")  # the bundles, in the order they run
 TARGETS = {"live_in_all_regions_s": 10.0, "rollback_s": 1.0, "swap_p999_ratio": 1.5}
-# A P99.9 of 3 swaps' windows (about 1,500 requests at 100/s) is set by its one or two slowest, and one stall
-# of the machine decides the ratio; 20 swaps (about 10,000) pool enough for it to say what a swap costs
-# (BENCHMARKS.md, replication, session (15)). The swaps after the first 3 promote those versions again.
-SWAPS = 20
-VERSIONS = 3
 
 
 def register(which: Any) -> None:
     """Add ``replication`` to ``edgerank bench``'s subcommands."""
+    from replicator.bench import SWAPS, VERSIONS
+
     p = which.add_parser("replication", help="publish, promote and roll back a bundle in two local regions, timed")
     p.add_argument("--bundle-dir", type=Path, default=Path("bundles"), help="MovieLens bundle root (trained if empty)")
     p.add_argument(
@@ -83,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from replicator.bench import ReplicationBench
     from replicator.bench import run as run_bench
 
+    # Checked here as well as in run_bench, in the flags' words, before minutes of training or building a bundle.
     if args.rate <= 0 or args.steady_s < 1 or args.swaps < 1:
         raise ReplicatorError("--rate must be positive, --steady-s at least 1 and --swaps at least 1")
     versions = min(args.versions, args.swaps)
