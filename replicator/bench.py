@@ -96,7 +96,8 @@ class ReplicationBench:
     steady_s: float = 10.0
     min_swap_window_s: float = 5.0
     swaps: int = SWAPS  # promotions one after another; their windows are pooled
-    versions: int | None = VERSIONS  # new versions published (None: one per swap); fewer: the swaps cycle through them
+    # New versions published (None: VERSIONS, at most one per swap); fewer than swaps: the swaps cycle through them.
+    versions: int | None = None
     timeout_s: float = 600.0
     prefetch: bool = True  # the replicators fetch v2 when it is published, before its promotion
     nats_niceness: int = 0  # CPU niceness of the hub and the leaves
@@ -461,7 +462,7 @@ def _report(
 def run(bench: ReplicationBench) -> dict[str, Any]:
     if bench.swaps < 1:
         raise ReplicatorError(f"swaps must be at least 1, got {bench.swaps}")
-    n_new = bench.swaps if bench.versions is None else bench.versions
+    n_new = min(VERSIONS, bench.swaps) if bench.versions is None else bench.versions
     if not 1 <= n_new <= bench.swaps or (n_new < bench.swaps and n_new < 2):
         raise ReplicatorError(
             f"versions: from 1 to swaps ({bench.swaps}), and at least 2 when the swaps cycle through them (a node "

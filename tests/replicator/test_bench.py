@@ -10,6 +10,7 @@ import pytest
 
 from replicator.bench import (
     NEW_VERSION_S,
+    SWAPS,
     ReplicationBench,
     _first_on,
     _last_problem,
@@ -24,6 +25,7 @@ from replicator.cli.bench import table
 from replicator.errors import ReplicatorError
 from tests.e2e.conftest import run_cli
 from tests.replicator.harness import release
+from trainer.bundle import BundleError
 
 
 def test_swaps_are_pooled_and_every_answer_comes_from_a_bench_version(tmp_path: Path) -> None:
@@ -127,6 +129,14 @@ def test_bad_cli_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], m
 def test_zero_swaps_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReplicatorError, match="swaps must be at least 1, got 0"):
         run(ReplicationBench(tmp_path, "none", swaps=0))
+
+
+@pytest.mark.parametrize("swaps", [1, 2, SWAPS])
+def test_the_default_versions_fit_any_number_of_swaps(tmp_path: Path, swaps: int) -> None:
+    # VERSIONS new versions, at most one per swap: past the counts' check, to the missing bundle.
+    assert ReplicationBench(tmp_path, "none").swaps == SWAPS
+    with pytest.raises(BundleError, match="no bundle at"):
+        run(ReplicationBench(tmp_path, "none", swaps=swaps))
 
 
 @pytest.mark.parametrize("versions", [0, 1, 5])
