@@ -22,6 +22,7 @@ __all__ = [
     "ShapeError",
     "UnknownItemError",
     "__version__",
+    "bulk_niceness",
     "file_mappings",
     "item_row_layout",
     "lock_code_mappings",
@@ -248,6 +249,16 @@ def write_item_rows(
 
     Checked as by ``Assembler(...)``, written with the GIL released (Python code must not write to the
     arrays until it returns); ``ItemRowsError`` if the file cannot be written.
+    """
+
+def bulk_niceness(niceness: int) -> int:
+    """Set how much lower than the calling thread the work of its later calls into the hot path runs, and
+    return the value replaced.
+
+    With ``niceness`` above 0, each call's work (the part that runs with the GIL released) runs on a thread
+    of its own whose niceness is the caller's plus ``niceness`` (at most 19; Linux keeps it per thread), and
+    the calling thread waits for it at its own priority; with 0 (the default) it runs on the calling thread.
+    The calling thread never holds the GIL at the lower priority. ``ShapeError`` unless 0 <= niceness <= 19.
     """
 
 def file_mappings(directory: str | PathLike[str]) -> list[tuple[int, int, str]]:

@@ -20,7 +20,9 @@ the order the trainer stored, checked by vectorised comparisons, which run
 without the GIL, instead of a million-entry dict built with it or a sort at
 every load), the titles are read only when asked for (they are not on the
 Rank path), and what is left holds the GIL for at most a few milliseconds at
-a time at 1M items.
+a time at 1M items. The bulk steps run below the request threads in CPU
+priority, on threads of the Rust core's own that never take the GIL
+(:func:`_core_at_low_priority`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -62,7 +65,8 @@ CONTEXT_DIM = len(feature_defs.CONTEXT)
 CROSS_DIM = len(feature_defs.CROSS)
 
 
-# Added to the niceness of the thread that does a load's bulk work (checking the ids' order and the mapped item rows).
+# Added to the niceness of the threads that do a load's bulk work: the hot path's (mapping and checking the index and
+# tables, faulting them in) and numpy's (the content checks of a bundle no replicator vouched for).
 LOAD_NICENESS = 10
 T = TypeVar("T")
 
@@ -79,10 +83,10 @@ CONTENT_CHECKS = (CHECK_ID_ORDER, CHECK_SEEN_ROWS, CHECK_ITEM_TIMES)
 def _low_priority(fn: Callable[[], T]) -> T:
     """``fn()`` in a short-lived thread at a lower CPU priority (on Linux, niceness is per thread).
 
-    For bulk work that runs with the GIL released (numpy's argsort, the hotpath tables' checks, the
-    page faults of memory-mapped arrays): on busy cores, the request threads and the other processes
-    run first. Work that holds the GIL does not belong here: a preempted low-priority thread holding
-    it would stall every request thread.
+    For numpy's bulk work (the content checks of a bundle no replicator vouched for: argsort, the seen rows'
+    scans), which releases the GIL but takes it back between its calls, at the low priority: on busy cores the
+    request threads that gave it up may wait for this thread to run (a priority inversion, see
+    :func:`_core_at_low_priority`). The hot path's own calls do not need this thread.
     """
     out: list[T] = []
     error: list[BaseException] = []
@@ -104,6 +108,24 @@ def _low_priority(fn: Callable[[], T]) -> T:
     if error:
         raise error[0]
     return out[0]
+
+
+@contextmanager
+def _core_at_low_priority() -> Iterator[None]:
+    """The hot path's work in the block (mapping the index and building its key table, mapping and checking
+    the tables, faulting the bundle in) runs at ``LOAD_NICENESS`` below the calling thread, on threads of the
+    Rust core's own that never take the GIL (:func:`hotpath.bulk_niceness`); the calling thread waits at its
+    own priority and is the one that takes the GIL back.
+
+    A Python thread that lowered its own priority for such a call took the GIL back at the low priority,
+    and CPython's forced switching then held the request thread that had it until the low-priority thread
+    ran, which on busy cores can be tens of ms (BENCHMARKS.md, replication, session (17)).
+    """
+    previous = hotpath.bulk_niceness(LOAD_NICENESS)
+    try:
+        yield
+    finally:
+        hotpath.bulk_niceness(previous)
 
 
 def _map(path: Path) -> np.ndarray:
@@ -437,21 +459,19 @@ class LoadedBundle:
 
         # Memory-mapped by the Rust core with the GIL released (the usearch wheel's Index.view holds it for 35
         # to 140 ms at 1M items, a stall of every request thread), at low priority: mapping and its key table.
-        index = _low_priority(lambda: view_index(bundle_dir / "index.usearch", manifest["index"], dim, n))
+        with _core_at_low_priority():
+            index = view_index(bundle_dir / "index.usearch", manifest["index"], dim, n)
         step("index")
         session = ranker_session(bundle_dir / "ranker.onnx")
         step("ranker")
         rows_path = bundle_dir / "item_rows.npy"
         try:
             # Mapped and checked (header, stride, alignment, length, NaN times) with the GIL released: no copy.
-            assembler, reranker = _low_priority(
-                lambda: (
-                    hotpath.Assembler.open(
-                        rows_path, dim, g, feature_defs.item_dim(g), check_times=CHECK_ITEM_TIMES not in checked
-                    ),
-                    hotpath.Reranker(item_primary),
+            with _core_at_low_priority():
+                assembler = hotpath.Assembler.open(
+                    rows_path, dim, g, feature_defs.item_dim(g), check_times=CHECK_ITEM_TIMES not in checked
                 )
-            )
+                reranker = hotpath.Reranker(item_primary)
         except hotpath.ItemRowsError as e:
             raise BundleError(f"cannot map the item table: {e}") from e
         if assembler.n_items != n:
@@ -465,12 +485,14 @@ class LoadedBundle:
         # their dimension and every item once. The re-score reads the embeddings from the mapped item rows
         # (their first `dim` floats).
         try:
-            ivf = _low_priority(lambda: hotpath.IvfIndex.open(bundle_dir, items.rows, dim))
+            with _core_at_low_priority():
+                ivf = hotpath.IvfIndex.open(bundle_dir, items.rows, dim)
         except hotpath.IvfIndexError as e:
             raise BundleError(f"cannot map the IVF index: {e}") from e
         step("ivf")
         # The mapped files' pages faulted in now, not by the first requests on this version.
-        _low_priority(lambda: prefault(bundle_dir, lock))
+        with _core_at_low_priority():
+            prefault(bundle_dir, lock)
         step("prefault")
 
         return cls(
@@ -516,7 +538,8 @@ class LoadedBundle:
         """Before the last reference to this bundle goes: unlock and unmap its pages a piece at a time, at
         low priority (:func:`node.prefault.release`), so that the final ``munmap`` of each file is quick.
         Requests still running on it read on (they fault in what they touch)."""
-        _low_priority(lambda: release(self.path))
+        with _core_at_low_priority():
+            release(self.path)
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Nearest items to ``vector``: (item indices u32, scores f32 = 1 - distance)."""

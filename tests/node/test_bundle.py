@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 import hotpath
 from hotpath import reference
+from node import bundle as node_bundle
 from node.bundle import LoadedBundle
 from node.prefault import mappings, prefault
 from node.server import Node
@@ -461,3 +463,40 @@ def test_arrays_are_read_only_maps_and_titles_are_read_on_use(bundle_root: Path)
     assert not b.item_emb.flags.writeable and not b.user_dense.flags.writeable
     assert "titles" not in b.__dict__
     assert len(b.titles) == b.n_items and b.titles[3] == "Title 3"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a niceness per thread is Linux's")
+def test_the_loads_hot_path_steps_run_below_it_from_the_loading_thread(
+    bundle_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index, the prefault and the release are called from the loading thread itself, at its own niceness,
+    with the hot path's work sent LOAD_NICENESS lower (hotpath.bulk_niceness): no thread of Python runs at the
+    low priority, where taking the GIL back could hold a request thread (BENCHMARKS.md, replication,
+    session (17)). Afterwards, and after a failed load, the thread's bulk niceness is 0 again."""
+    calls: list[tuple[str, int, int, int]] = []
+
+    def recorded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bulk = hotpath.bulk_niceness(0)
+            hotpath.bulk_niceness(bulk)
+            tid = threading.get_native_id()
+            calls.append((name, tid, os.getpriority(os.PRIO_PROCESS, tid), bulk))
+            return fn(*args, **kwargs)
+
+        return call
+
+    for name in ("view_index", "prefault", "release"):
+        monkeypatch.setattr(node_bundle, name, recorded(name, getattr(node_bundle, name)))
+    tid = threading.get_native_id()
+    base = os.getpriority(os.PRIO_PROCESS, tid)
+    bundle = LoadedBundle.load(bundle_root)
+    assert hotpath.bulk_niceness(0) == 0
+    bundle.release()
+    assert hotpath.bulk_niceness(0) == 0
+    assert calls == [(name, tid, base, node_bundle.LOAD_NICENESS) for name in ("view_index", "prefault", "release")]
+
+    broken = copy_bundle(bundle_root, tmp_path)
+    rewrite_file(broken, "ivf_codes.npy", (broken / "ivf_codes.npy").read_bytes()[:-16])
+    with pytest.raises(BundleError, match="cannot map the IVF index"):
+        LoadedBundle.load(broken)
+    assert hotpath.bulk_niceness(0) == 0, "a failed load left its bulk niceness on the thread"

@@ -10,6 +10,7 @@ mod item_rows;
 mod ivf;
 mod ln1p;
 mod npy;
+pub mod priority;
 mod rerank;
 pub mod residency;
 pub mod rng;

@@ -22,6 +22,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(assembler::write_item_rows, m)?)?;
     m.add_function(wrap_pyfunction!(assembler::item_row_layout, m)?)?;
     m.add_class::<blender::Blender>()?;
+    m.add_function(wrap_pyfunction!(detach::bulk_niceness, m)?)?;
     m.add_class::<ivf::IvfIndex>()?;
     m.add_class::<reranker::Reranker>()?;
     m.add_function(wrap_pyfunction!(residency::file_mappings, m)?)?;

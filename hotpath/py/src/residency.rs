@@ -1,11 +1,14 @@
 //! `prefault_mappings` and `release_mappings`: a bundle's file mappings made resident, or let go,
-//! a piece at a time, with the GIL released for the whole walk; `file_mappings` lists them.
+//! a piece at a time, with the GIL released for the whole walk (at the caller's `bulk_niceness`);
+//! `file_mappings` lists them.
 //! `lock_code_mappings`: the process's own code locked in memory the same way.
 
 use std::path::PathBuf;
 
 use edgerank_core::residency;
 use pyo3::prelude::*;
+
+use crate::detach::detached;
 
 /// (path, length, lock errno, errno) per mapping; 0 = that step did not fail.
 type Outcomes = Vec<(String, usize, i32, i32)>;
@@ -26,7 +29,9 @@ pub fn prefault_mappings(
     lock: bool,
     piece_bytes: usize,
 ) -> PyResult<Outcomes> {
-    let done = py.detach(move || residency::prefault(&directory, lock, piece_bytes))?;
+    let done = detached(py, move || {
+        residency::prefault(&directory, lock, piece_bytes)
+    })?;
     Ok(outcomes(done))
 }
 
@@ -36,7 +41,7 @@ pub fn prefault_mappings(
 #[pyfunction]
 #[pyo3(signature = (piece_bytes = residency::PIECE_BYTES))]
 pub fn lock_code_mappings(py: Python<'_>, piece_bytes: usize) -> PyResult<Outcomes> {
-    let done = py.detach(move || residency::lock_code(piece_bytes))?;
+    let done = detached(py, move || residency::lock_code(piece_bytes))?;
     Ok(outcomes(done))
 }
 
@@ -49,7 +54,7 @@ pub fn release_mappings(
     directory: PathBuf,
     piece_bytes: usize,
 ) -> PyResult<Outcomes> {
-    let done = py.detach(move || residency::release(&directory, piece_bytes))?;
+    let done = detached(py, move || residency::release(&directory, piece_bytes))?;
     Ok(outcomes(done))
 }
 
